@@ -76,8 +76,9 @@ options:
     type: int
     default: 0
 notes:
-  - The certificate and CA are public data; a private key passed by mistake is recognised and
-    reported without being echoed.
+  - Certificates are public, but a private key passed by mistake must not leak, so it is
+    recognised and reported without being echoed, and the values of O(certificate) and
+    O(ca_certificate) are not logged.
   - Times are returned in UTC in the ASN.1 C(YYYYMMDDHHMMSSZ) form that
     M(community.crypto.x509_certificate_info) uses.
 requirements:
@@ -200,10 +201,11 @@ def _read(module: AnsibleModule, content_option: str, path_option: str) -> tuple
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            certificate=dict(type='str'),
+            # Not logged: a private key pasted here by mistake must not end up in logs.
+            certificate=dict(type='str', no_log=True),
             certificate_path=dict(type='path'),
             user=dict(type='str', required=True, aliases=['database_user']),
-            ca_certificate=dict(type='str'),
+            ca_certificate=dict(type='str', no_log=True),
             ca_certificate_path=dict(type='path'),
             min_days_left=dict(type='int', default=0),
         ),
