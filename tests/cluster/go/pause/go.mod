@@ -1,0 +1,3 @@
+module backstage.k8s/tests/cluster/pause
+
+go 1.24.0
