@@ -1,0 +1,377 @@
+"""The test Backstage app, built by build.sh, against a real PostgreSQL 15.
+
+PostgreSQL runs on loopback with TLS only and ``cert`` authentication for the
+``postgres`` user (every other connection is rejected), with a throwaway CA made
+here. The built backend runs with Node exactly as the backend image runs it and
+must reach the database with its client certificate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+HERE = Path(__file__).resolve().parent
+DB_USER = "postgres"
+BACKEND_START_TIMEOUT = 180
+CATALOG_TIMEOUT = 120
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pg_bindir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/15/bin/initdb"))
+    if not candidates:
+        pytest.fail("PostgreSQL 15 is not installed: run tests/images/backstage-app/setup-host.sh")
+    return Path(candidates[-1]).parent
+
+
+def http_get(url: str, token: str | None = None, timeout: float = 10) -> tuple[int, bytes]:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def issue(
+    ca_key: ec.EllipticCurvePrivateKey | None,
+    ca_cert: x509.Certificate | None,
+    common_name: str,
+    *,
+    is_ca: bool = False,
+    dns_names: tuple[str, ...] = (),
+    client: bool = False,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject if ca_cert else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
+    if is_ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+    else:
+        usage = x509.oid.ExtendedKeyUsageOID
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([usage.CLIENT_AUTH if client else usage.SERVER_AUTH]),
+            critical=False,
+        )
+    if dns_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(name) for name in dns_names]),
+            critical=False,
+        )
+    cert = builder.sign(ca_key or key, hashes.SHA256())
+    return key, cert
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def app_build() -> Path:
+    """Build (or reuse) the app; build.sh prints the output directory last."""
+    result = subprocess.run(
+        [str(HERE / "build.sh")], check=True, capture_output=True, text=True
+    )
+    out = Path(result.stdout.strip().splitlines()[-1])
+    assert (out / "backend" / "packages" / "backend" / "dist" / "index.cjs.js").is_file()
+    return out
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="backstage-app-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pki(workdir: Path) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for localhost, a client cert with CN postgres."""
+    pki_dir = workdir / "pki"
+    pki_dir.mkdir()
+    ca_key, ca_cert = issue(None, None, "backstage-app test CA", is_ca=True)
+    server_key, server_cert = issue(ca_key, ca_cert, "localhost", dns_names=("localhost",))
+    client_key, client_cert = issue(ca_key, ca_cert, DB_USER, client=True)
+    files = {
+        "ca": pki_dir / "ca.crt",
+        "server_cert": pki_dir / "server.crt",
+        "server_key": pki_dir / "server.key",
+        "client_cert": pki_dir / "tls.crt",
+        "client_key": pki_dir / "tls.key",
+    }
+    files["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files["server_cert"].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    files["client_cert"].write_bytes(client_cert.public_bytes(serialization.Encoding.PEM))
+    write_key(files["server_key"], server_key)
+    write_key(files["client_key"], client_key)
+    for path in files.values():
+        if path != files["client_key"]:
+            path.chmod(0o644 if path.suffix == ".crt" else 0o600)
+    pki_dir.chmod(0o755)
+    return files
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir: Path, pki: dict[str, Path]) -> Iterator[dict[str, object]]:
+    """PostgreSQL 15 on 127.0.0.1: TLS only, cert auth for postgres, all else rejected."""
+    bindir = pg_bindir()
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        # PostgreSQL refuses to run as root: run it as Debian's postgres user.
+        owner = pwd.getpwnam("postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+        for path in (pki["server_key"], pki["server_cert"], pki["ca"]):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        pgdata_parent = workdir / "pg"
+        pgdata_parent.mkdir()
+        os.chown(pgdata_parent, owner.pw_uid, owner.pw_gid)
+    else:
+        pgdata_parent = workdir / "pg"
+        pgdata_parent.mkdir()
+    pgdata = pgdata_parent / "data"
+    port = free_port()
+    subprocess.run(
+        run_as + [str(bindir / "initdb"), "-D", str(pgdata), "-U", DB_USER,
+                  "--auth=reject", "--encoding=UTF8", "--locale=C.UTF-8"],
+        check=True, capture_output=True, text=True,
+    )
+    settings = {
+        "listen_addresses": "'127.0.0.1'",
+        "port": str(port),
+        "unix_socket_directories": f"'{pgdata_parent}'",
+        "ssl": "on",
+        "ssl_cert_file": f"'{pki['server_cert']}'",
+        "ssl_key_file": f"'{pki['server_key']}'",
+        "ssl_ca_file": f"'{pki['ca']}'",
+        "max_connections": "200",
+    }
+    conf = pgdata / "postgresql.conf"
+    with conf.open("a") as handle:
+        handle.writelines(f"{name} = {value}\n" for name, value in settings.items())
+    (pgdata / "pg_hba.conf").write_text(
+        f"hostssl all {DB_USER} 127.0.0.1/32 cert\n"
+        "host all all 0.0.0.0/0 reject\n"
+        "host all all ::/0 reject\n"
+    )
+    log = pgdata_parent / "postgres.log"
+    subprocess.run(
+        run_as + [str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "start"],
+        check=True, capture_output=True, text=True,
+    )
+    try:
+        yield {"port": port, "bindir": bindir, "log": log}
+    finally:
+        subprocess.run(
+            run_as + [str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
+            check=False, capture_output=True,
+        )
+
+
+def psql(postgres: dict[str, object], pki: dict[str, Path], sql: str) -> list[str]:
+    """Run a query over TLS with the client certificate, like the backend does."""
+    conninfo = (
+        f"host=localhost port={postgres['port']} user={DB_USER} dbname=postgres "
+        f"sslmode=verify-full sslrootcert={pki['ca']} "
+        f"sslcert={pki['client_cert']} sslkey={pki['client_key']}"
+    )
+    result = subprocess.run(
+        [str(Path(str(postgres["bindir"])) / "psql"), conninfo, "-XAtc", sql],
+        check=True, capture_output=True, text=True,
+    )
+    return result.stdout.splitlines()
+
+
+@pytest.fixture(scope="session")
+def backend(
+    app_build: Path, workdir: Path, pki: dict[str, Path], postgres: dict[str, object]
+) -> Iterator[str]:
+    """The built backend, run from backend/ as the image runs it, plus a deployment config."""
+    port = free_port()
+    base_url = f"http://localhost:{port}"
+    deployment_config = workdir / "app-config.deployment.yaml"
+    deployment_config.write_text(json.dumps({
+        "backend": {
+            "baseUrl": base_url,
+            "listen": {"port": port, "host": "127.0.0.1"},
+            "database": {
+                "client": "pg",
+                "connection": {
+                    "host": "localhost",
+                    "port": postgres["port"],
+                    "user": DB_USER,
+                    "ssl": {
+                        "rejectUnauthorized": True,
+                        "ca": {"$file": str(pki["ca"])},
+                        "cert": {"$file": str(pki["client_cert"])},
+                        "key": {"$file": str(pki["client_key"])},
+                    },
+                },
+            },
+        },
+    }, indent=2))
+    log_path = workdir / "backend.log"
+    backend_dir = app_build / "backend"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_CONFIG_", "PG"))}
+    env["NODE_ENV"] = "production"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["node", "packages/backend",
+             "--config", "app-config.yaml",
+             "--config", "app-config.production.yaml",
+             "--config", str(deployment_config)],
+            cwd=backend_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + BACKEND_START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"backend exited with {process.returncode}:\n"
+                            + log_path.read_text()[-5000:])
+            try:
+                status, _ = http_get(f"{base_url}/.backstage/health/v1/readiness", timeout=2)
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("backend not ready in time:\n" + log_path.read_text()[-5000:])
+            time.sleep(1)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def guest_token(backend: str) -> str:
+    status, body = http_get(f"{backend}/api/auth/guest/refresh")
+    assert status == 200, body
+    return json.loads(body)["backstageIdentity"]["token"]
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("probe", ["readiness", "liveness"])
+def test_backend_health_endpoint_answers_200(backend: str, probe: str) -> None:
+    status, body = http_get(f"{backend}/.backstage/health/v1/{probe}")
+    assert status == 200, body
+
+
+def test_catalog_refuses_requests_without_a_token(backend: str) -> None:
+    status, _ = http_get(f"{backend}/api/catalog/entities")
+    assert status == 401
+
+
+def test_guest_sign_in_yields_the_guest_user(backend: str, guest_token: str) -> None:
+    status, body = http_get(f"{backend}/api/auth/guest/refresh")
+    assert status == 200
+    identity = json.loads(body)["backstageIdentity"]["identity"]
+    assert identity["userEntityRef"] == "user:default/guest"
+
+
+def test_catalog_lists_the_example_entities(backend: str, guest_token: str) -> None:
+    wanted = {
+        ("Component", "example-website"),
+        ("System", "examples"),
+        ("API", "example-grpc-api"),
+        ("User", "guest"),
+        ("Group", "guests"),
+    }
+    deadline = time.monotonic() + CATALOG_TIMEOUT
+    found: set[tuple[str, str]] = set()
+    while time.monotonic() < deadline:
+        status, body = http_get(f"{backend}/api/catalog/entities", token=guest_token)
+        assert status == 200, body
+        found = {(e["kind"], e["metadata"]["name"]) for e in json.loads(body)}
+        if wanted <= found:
+            break
+        time.sleep(2)
+    assert wanted <= found, f"missing {wanted - found}"
+
+
+def test_each_plugin_gets_its_own_database(
+    backend: str, postgres: dict[str, object], pki: dict[str, Path]
+) -> None:
+    databases = set(psql(postgres, pki, "SELECT datname FROM pg_database"))
+    assert {"backstage_plugin_catalog", "backstage_plugin_auth"} <= databases
+
+
+def test_backend_connects_over_tls_with_its_client_certificate(
+    backend: str, guest_token: str, postgres: dict[str, object], pki: dict[str, Path]
+) -> None:
+    http_get(f"{backend}/api/catalog/entities", token=guest_token)
+    rows = psql(
+        postgres, pki,
+        "SELECT s.ssl, s.client_dn FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
+        "WHERE a.datname = 'backstage_plugin_catalog'",
+    )
+    assert rows, "the backend holds no connection to backstage_plugin_catalog"
+    assert all(row == f"t|/CN={DB_USER}" for row in rows), rows
+
+
+def test_frontend_dist_has_the_app_and_its_config_placeholder(app_build: Path) -> None:
+    dist = app_build / "frontend" / "dist"
+    assert (dist / "index.html").is_file()
+    assert list((dist / "static").glob("*.js"))
