@@ -1,0 +1,42 @@
+# shellcheck shell=bash
+# nginx from Debian serving the Backstage frontend's static files as a
+# non-root user on port 8080, with runtime app-config injected at start.
+IMAGE_REPO=backstage-k8s/backstage-frontend
+IMAGE_TAG_PREFIX=nginx1.22
+IMAGE_TITLE="Backstage frontend (nginx)"
+IMAGE_DESCRIPTION="Static Backstage frontend served by Debian's nginx, runtime app-config injected at start"
+BASE_VARIANT=essential
+BASE_PACKAGES=(nginx)
+IMAGE_USER=101:101
+# A shell is needed here: the entrypoint writes the runtime config into a
+# copy of index.html before nginx starts (dash, /bin/sh; bash is removed).
+IMAGE_ENTRYPOINT=(/usr/local/bin/frontend-entrypoint.sh)
+IMAGE_CMD=(nginx -g "daemon off;")
+IMAGE_ENV=(
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+    FRONTEND_DIST=/srv/backstage-frontend/dist
+    FRONTEND_RUNTIME_DIR=/tmp/backstage-frontend
+    APP_CONFIG_FILE=/etc/backstage/app-config.json
+)
+IMAGE_PORTS=(8080/tcp)
+IMAGE_WORKDIR=/srv/backstage-frontend
+IMAGE_STOPSIGNAL=SIGQUIT
+
+. "$HERE/lib/app.sh"
+
+image_prepare() { find_app_dir; }
+
+image_inputs() {
+    echo "frontend $(hash_tree_tar "$APP_DIR/frontend")"
+}
+
+image_assemble() {
+    local rootfs=$1
+    mkdir -p "$rootfs/srv/backstage-frontend" "$rootfs/etc/backstage"
+    cp -a "$APP_DIR/frontend/dist" "$rootfs/srv/backstage-frontend/dist"
+    install -m 0755 "$APP_DIR/frontend/inject-runtime-config.sh" \
+        "$rootfs/usr/local/bin/inject-runtime-config.sh"
+    chown -R 0:0 "$rootfs/srv/backstage-frontend"
+    chmod -R a+rX,go-w "$rootfs/srv/backstage-frontend"
+    chmod 1777 "$rootfs/tmp"
+}
