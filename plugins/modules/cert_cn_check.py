@@ -25,7 +25,7 @@ description:
     and the failure result still carries the fields that could be read.
   - It only reads; it never changes anything.
 author:
-  - backstage.k8s maintainers
+  - backstage.k8s maintainers (@backstage-k8s)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.

@@ -97,7 +97,6 @@ class Pki:
         ]
         return self._build(x509.Name(attributes), issuer, self._key('ec'), start, end, extensions)
 
-
     # CAs the tests share, made once on first use.
     @functools.cached_property
     def main_ca(self) -> Issued:

@@ -159,8 +159,8 @@ BAD_INPUT = [
     ('garbage', lambda pki, ca: 'this is not a certificate', r'^certificate is not a PEM certificate: no '),
     ('binary-garbage', lambda pki, ca: b'\x00\xff\xfe\x80', r'^certificate is not a PEM certificate'),
     ('der-instead-of-pem', _der, r'^certificate is not a PEM certificate'),
-    ('private-key', lambda pki, ca: ca.key_pem, r'^certificate contains a private key \("PRIVATE KEY" block\), '
-                                                 r'not a certificate$'),
+    ('private-key', lambda pki, ca: ca.key_pem,
+     r'^certificate contains a private key \("PRIVATE KEY" block\), not a certificate$'),
     ('csr', lambda pki, ca: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n',
      r'^certificate is not a certificate: it holds only CERTIFICATE REQUEST PEM block\(s\)$'),
     ('corrupted-body', _corrupted, r'^certificate: PEM block 1 is not a valid X.509 certificate'),
