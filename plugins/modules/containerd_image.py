@@ -1,0 +1,486 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) backstage.k8s maintainers
+# Apache License 2.0 (see LICENSE)
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: containerd_image
+short_description: Import an image into a containerd (microk8s, or any) unless it is already there
+version_added: 0.1.0
+description:
+  - Makes a containerd hold an image under a name, so that pods using that name with
+    C(imagePullPolicy: IfNotPresent) or C(Never) start without a registry.
+  - The image comes from an OCI image layout or docker-format archive (O(archive)), or from the
+    local docker or podman image store (O(source)), streamed with C(docker save) straight into
+    C(ctr images import -), with no temporary archive.
+  - It does nothing when the containerd already has O(name) pointing at the same content. For
+    an OCI archive that is the manifest digest in the archive's C(index.json); for a docker
+    archive or a docker/podman image, the image ID (config digest), compared with the config
+    digest of the manifest containerd has for O(name).
+  - The containerd is reached by running O(ctr_command) (C(microk8s ctr) by default; C(ctr
+    --address SOCKET -n k8s.io) for another containerd), so the same module imports into any
+    containerd the controller can run C(ctr) against.
+  - With O(copy_command) the archive is first copied to where O(ctr_command) runs (for microk8s
+    on macOS, into the multipass VM with C(multipass transfer)), imported from there and removed
+    afterwards with O(remove_command).
+  - With O(method=registry) the image is instead tagged and pushed to a registry (the microk8s
+    registry addon at C(localhost:32000)), unless the registry already has it with the same image ID.
+  - Names are normalized as containerd and the kubelet normalize them (C(backstage:1.0) is
+    C(docker.io/library/backstage:1.0)). Tags C(latest) and names without a tag are refused.
+author:
+  - backstage.k8s maintainers (@backstage-k8s)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - In check mode the module reads the archive or the image ID and lists the containerd's
+        images, and reports whether it would import; it imports nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details:
+      - The diff shows the digest O(name) points at before and after.
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+options:
+  name:
+    description:
+      - The name the image gets in the containerd (or the registry), with a real tag, as pods
+        will refer to it, for example C(localhost/backstage/backend:1.0) or C(backstage:1.0).
+      - For O(source=docker) and O(source=podman), also the name of the image in docker or podman.
+      - For an archive holding several images, the one whose name or tag matches is imported;
+        an archive holding one image is imported under O(name) whatever it calls it.
+    type: str
+    required: true
+  archive:
+    description:
+      - Path on the controller (the host the module runs on) of an OCI image layout or
+        docker-format archive (a tar file, as written by C(docker save), C(podman save),
+        C(umoci) or C(buildah)).
+      - Exactly one of O(archive) and O(source) is required.
+    type: path
+  source:
+    description:
+      - Take the image from the local docker or podman image store.
+      - Exactly one of O(archive) and O(source) is required.
+    type: str
+    choices: [docker, podman]
+  ctr_command:
+    description:
+      - The command that runs containerd's C(ctr) against the target containerd, in the
+        namespace the kubelet uses (C(k8s.io)), as a list of arguments.
+      - C(microk8s ctr) already uses the C(k8s.io) namespace.
+    type: list
+    elements: str
+    default: [microk8s, ctr]
+  copy_command:
+    description:
+      - When set, the archive is copied with this command to where O(ctr_command) runs and
+        imported from there. C({src}) and C({dest}) in its arguments are replaced by the local
+        archive and the path it is copied to (in O(copy_dir)).
+      - Images from O(source) are first saved to a temporary archive on the controller, which is
+        removed afterwards.
+      - For microk8s on macOS, V([multipass, transfer, "{src}", "microk8s-vm:{dest}"]).
+    type: list
+    elements: str
+  remove_command:
+    description:
+      - With O(copy_command), the command that removes the copy afterwards (C({dest}) is replaced
+        by its path). It runs even when the import fails.
+      - For microk8s on macOS, V([multipass, exec, microk8s-vm, --, rm, -f, "{dest}"]).
+    type: list
+    elements: str
+  copy_dir:
+    description:
+      - With O(copy_command), the directory the archive is copied to.
+    type: str
+    default: /tmp
+  method:
+    description:
+      - V(ctr) imports into the containerd with O(ctr_command).
+      - V(registry) tags the image as O(registry)/C(path:tag) and pushes it with docker or
+        podman (O(source) only; load an archive with C(docker load) first).
+    type: str
+    choices: [ctr, registry]
+    default: ctr
+  registry:
+    description:
+      - With O(method=registry), the registry to push to (plain HTTP, as the microk8s registry addon serves).
+    type: str
+    default: localhost:32000
+  platform:
+    description:
+      - The platform whose manifest is compared when the containerd or the registry holds a
+        multi-platform image index.
+    type: str
+    default: linux/amd64
+  force:
+    description:
+      - Import even when the containerd already has the image.
+    type: bool
+    default: false
+notes:
+  - Needs C(ctr) (or C(microk8s)) on the host the module runs on, and docker or podman for O(source).
+  - A new import of an image already running in pods does not restart them; pods started
+    afterwards use the new content.
+seealso:
+  - name: containerd's ctr
+    description: The containerd client the module runs.
+    link: https://github.com/containerd/containerd/blob/main/docs/getting-started.md
+"""
+
+EXAMPLES = r"""
+- name: Import an OCI archive into microk8s's containerd
+  backstage.k8s.containerd_image:
+    name: localhost/backstage/backend:1.0
+    archive: "{{ playbook_dir }}/images/backend.tar"
+
+- name: Stream an image built with docker into microk8s, with no temporary archive
+  backstage.k8s.containerd_image:
+    name: backstage:1.0
+    source: docker
+
+- name: Import into another containerd, for example a test cluster's
+  backstage.k8s.containerd_image:
+    name: localhost/backstage/backend:1.0
+    archive: /srv/images/backend.tar
+    ctr_command: [ctr, --address, /run/containerd/containerd.sock, -n, k8s.io]
+
+- name: Import into microk8s on macOS (inside its multipass VM)
+  backstage.k8s.containerd_image:
+    name: backstage:1.0
+    source: docker
+    ctr_command: [multipass, exec, microk8s-vm, --, sudo, microk8s, ctr]
+    copy_command: [multipass, transfer, "{src}", "microk8s-vm:{dest}"]
+    remove_command: [multipass, exec, microk8s-vm, --, rm, -f, "{dest}"]
+
+- name: Push to the microk8s registry addon instead
+  backstage.k8s.containerd_image:
+    name: backstage:1.0
+    source: docker
+    method: registry
+"""
+
+RETURN = r"""
+name:
+  description: The normalized name the image has in the containerd (or the registry).
+  returned: always
+  type: str
+  sample: docker.io/library/backstage:1.0
+digest:
+  description: The digest that identifies the image (see RV(digest_kind)).
+  returned: always
+  type: str
+  sample: sha256:22441c70e5792fffb2d15ecd2fa4ed1644afb280bb421d39eaec3209f9df77c7
+digest_kind:
+  description:
+    - V(manifest) when RV(digest) is the manifest (or index) digest of an OCI archive, V(config)
+      when it is the image ID (config digest).
+  returned: always
+  type: str
+  sample: manifest
+previous_digest:
+  description: The digest of the same kind O(name) had before, or V(null) when it did not exist.
+  returned: always
+  type: str
+  sample: null
+size:
+  description: Size in bytes of the archive, or of the image as docker or podman report it.
+  returned: always
+  type: int
+  sample: 1095680
+up_to_date:
+  description:
+    - Whether the containerd (or the registry) already had O(name) with this content before the
+      module ran. V(false) means it imported (or, in check mode, would import).
+  returned: always
+  type: bool
+  sample: true
+size_human:
+  description: RV(size) for people.
+  returned: always
+  type: str
+  sample: 1.0 MiB
+imported_names:
+  description: Every name the containerd gave the image during this import (an archive's own names included).
+  returned: when the image was imported
+  type: list
+  elements: str
+  sample: [localhost/backstage/backend:1.0]
+"""
+
+import os
+import re
+import subprocess
+import tempfile
+import traceback
+from typing import Any, Dict, List, Optional, Tuple
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.backstage.k8s.plugins.module_utils._containerd_image import (
+    ImageError,
+    Reference,
+    config_digest,
+    human_size,
+    import_command,
+    normalize_image_id,
+    parse_images_check,
+    parse_images_ls,
+    read_archive,
+    require_pinned_tag,
+    select_entry,
+    substitute,
+)
+
+_MANIFEST_ACCEPT = ', '.join((
+    'application/vnd.oci.image.index.v1+json',
+    'application/vnd.oci.image.manifest.v1+json',
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+    'application/vnd.docker.distribution.manifest.v2+json',
+))
+
+
+class Containerd:
+    """Runs ctr against one containerd."""
+
+    def __init__(self, module: AnsibleModule, ctr_command: List[str]) -> None:
+        self.module = module
+        self.ctr = list(ctr_command)
+
+    def run(self, *args: str) -> str:
+        command = self.ctr + list(args)
+        rc, out, err = self.module.run_command(command)
+        if rc != 0:
+            raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(command), rc, (err or out).strip()))
+        return out
+
+    def images(self) -> Dict[str, Any]:
+        return parse_images_ls(self.run('images', 'ls'))
+
+    def complete(self, name: str) -> bool:
+        return parse_images_check(self.run('images', 'check', 'name==' + name)).get(name, False)
+
+    def blob(self, digest: str) -> bytes:
+        command = self.ctr + ['content', 'get', digest]
+        rc, out, err = self.module.run_command(command, encoding=None)
+        if rc != 0:
+            raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(command), rc, to_text(err).strip()))
+        return out
+
+    def identity(self, image: Any, kind: str, platform: str) -> str:
+        if kind == 'manifest':
+            return image.digest
+        return config_digest(image.digest, image.media_type, self.blob, platform)
+
+
+def run_pipeline(producer: List[str], consumer: List[str]) -> str:
+    """Run ``producer | consumer``; the consumer's output, or ImageError naming the side that failed."""
+    with tempfile.TemporaryFile() as producer_err:
+        first = subprocess.Popen(producer, stdout=subprocess.PIPE, stderr=producer_err)
+        try:
+            second = subprocess.run(consumer, stdin=first.stdout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    check=False)
+        finally:
+            if first.stdout is not None:
+                first.stdout.close()
+            first_rc = first.wait()
+        if first_rc != 0:
+            producer_err.seek(0)
+            raise ImageError('{0} failed (exit {1}): {2}'.format(
+                ' '.join(producer), first_rc, to_text(producer_err.read()).strip()))
+    output = to_text(second.stdout)
+    if second.returncode != 0:
+        raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(consumer), second.returncode, output.strip()))
+    return output
+
+
+def cli_image(module: AnsibleModule, cli: str, name: str) -> Tuple[str, int]:
+    """The image ID and size docker or podman report for ``name``."""
+    executable = module.get_bin_path(cli, required=True)
+    rc, out, err = module.run_command([executable, 'image', 'inspect', '--format', '{{.Id}} {{.Size}}', name])
+    if rc != 0:
+        raise ImageError('{0} has no image {1}: build or pull it first ({2})'.format(cli, name, (err or out).strip()))
+    image_id, size = out.split()
+    return normalize_image_id(image_id), int(size)
+
+
+def registry_config_digest(registry: str, path: str, tag: str, platform: str) -> Optional[str]:
+    """The config digest the registry has for path:tag, or None when it has none."""
+    import json
+
+    def get(reference: str) -> Optional[Dict[str, Any]]:
+        url = 'http://{0}/v2/{1}/manifests/{2}'.format(registry, path, reference)
+        try:
+            response = open_url(url, headers={'Accept': _MANIFEST_ACCEPT}, timeout=30)
+        except Exception as exc:  # urllib raises HTTPError for 404, URLError when unreachable
+            if getattr(exc, 'code', None) == 404:
+                return None
+            raise ImageError('cannot read {0}: {1}'.format(url, to_native(exc)))
+        return json.loads(response.read())
+
+    document = get(tag)
+    if document is None:
+        return None
+    if document.get('manifests') is not None:
+        for descriptor in document['manifests']:
+            found = descriptor.get('platform') or {}
+            if '{0}/{1}'.format(found.get('os'), found.get('architecture')) == platform:
+                document = get(descriptor['digest'])
+                break
+        else:
+            return None
+    return (document or {}).get('config', {}).get('digest')
+
+
+def registry_push(module: AnsibleModule, wanted: Reference, image_id: str, result: Dict[str, Any]) -> None:
+    cli = module.params['source']
+    registry = module.params['registry']
+    path = wanted.path[len('library/'):] if wanted.domain == 'docker.io' and wanted.path.startswith('library/') else wanted.path
+    target = '{0}/{1}:{2}'.format(registry, path, wanted.tag)
+    result['name'] = target
+    current = registry_config_digest(registry, path, wanted.tag or '', module.params['platform'])
+    result['previous_digest'] = current
+    result['up_to_date'] = current == image_id
+    if result['up_to_date'] and not module.params['force']:
+        return
+    result['changed'] = True
+    if module.check_mode:
+        return
+    executable = module.get_bin_path(cli, required=True)
+    push = [executable, 'push'] + (['--tls-verify=false'] if cli == 'podman' else []) + [target]
+    for command in ([executable, 'tag', module.params['name'], target], push):
+        rc, out, err = module.run_command(command)
+        if rc != 0:
+            raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(command), rc, (err or out).strip()))
+
+
+def import_into_containerd(module: AnsibleModule, containerd: Containerd, wanted: Reference, source: str,
+                           named: bool) -> List[str]:
+    """Import, streaming or through a copy; the names ctr reported."""
+    params = module.params
+    archive = params['archive']
+    local_tmp = None
+    try:
+        if params['copy_command']:
+            if archive is None:
+                handle, local_tmp = tempfile.mkstemp(prefix='backstage-k8s-image-', suffix='.tar')
+                os.close(handle)
+                command = [module.get_bin_path(source, required=True), 'save', '-o', local_tmp, params['name']]
+                rc, out, err = module.run_command(command)
+                if rc != 0:
+                    raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(command), rc, (err or out).strip()))
+                archive = local_tmp
+            dest = '{0}/backstage-k8s-image-{1}.tar'.format(params['copy_dir'].rstrip('/'), os.urandom(6).hex())
+            copy = substitute(params['copy_command'], src=archive, dest=dest)
+            rc, out, err = module.run_command(copy)
+            try:
+                if rc != 0:
+                    raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(copy), rc, (err or out).strip()))
+                output = containerd.run(*import_command([], wanted, dest, not named))
+            finally:
+                if params['remove_command']:
+                    module.run_command(substitute(params['remove_command'], dest=dest))
+        elif archive is not None:
+            output = containerd.run(*import_command([], wanted, archive, not named))
+        else:
+            producer = [module.get_bin_path(source, required=True), 'save', params['name']]
+            output = run_pipeline(producer, import_command(containerd.ctr, wanted, '-', True))
+    finally:
+        if local_tmp is not None and os.path.exists(local_tmp):
+            os.remove(local_tmp)
+    return re.findall(r'^unpacking (\S+) \(sha256:[0-9a-f]{64}\)', output, re.MULTILINE)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            archive=dict(type='path'),
+            source=dict(type='str', choices=['docker', 'podman']),
+            ctr_command=dict(type='list', elements='str', default=['microk8s', 'ctr']),
+            copy_command=dict(type='list', elements='str'),
+            remove_command=dict(type='list', elements='str'),
+            copy_dir=dict(type='str', default='/tmp'),
+            method=dict(type='str', choices=['ctr', 'registry'], default='ctr'),
+            registry=dict(type='str', default='localhost:32000'),
+            platform=dict(type='str', default='linux/amd64'),
+            force=dict(type='bool', default=False),
+        ),
+        mutually_exclusive=[['archive', 'source']],
+        required_one_of=[['archive', 'source']],
+        required_by={'remove_command': 'copy_command'},
+        supports_check_mode=True,
+    )
+    params = module.params
+    result = dict(changed=False)  # type: Dict[str, Any]
+    try:
+        wanted = require_pinned_tag(params['name'])
+        result['name'] = wanted.name
+        named = True
+        if params['archive'] is not None:
+            if params['method'] == 'registry':
+                raise ImageError('method registry pushes images from docker or podman (source); load {0} with '
+                                 '"docker load -i" first, or use method ctr'.format(params['archive']))
+            archive = read_archive(params['archive'])
+            entry, named = select_entry(archive, wanted)
+            result.update(digest=entry.digest, digest_kind=entry.kind, size=archive.size)
+        else:
+            image_id, size = cli_image(module, params['source'], params['name'])
+            result.update(digest=image_id, digest_kind='config', size=size)
+        result['size_human'] = human_size(result['size'])
+
+        if params['method'] == 'registry':
+            registry_push(module, wanted, result['digest'], result)
+        else:
+            containerd = Containerd(module, params['ctr_command'])
+            current = containerd.images().get(wanted.name)
+            previous = None if current is None else containerd.identity(current, result['digest_kind'], params['platform'])
+            result['previous_digest'] = previous
+            result['up_to_date'] = previous == result['digest'] and containerd.complete(wanted.name)
+            if not result['up_to_date'] or params['force']:
+                result['changed'] = True
+                if not module.check_mode:
+                    before = containerd.images()
+                    result['imported_names'] = import_into_containerd(module, containerd, wanted, params['source'], named)
+                    after = containerd.images()
+                    if wanted.name not in after or containerd.identity(
+                            after[wanted.name], result['digest_kind'], params['platform']) != result['digest']:
+                        tag_from_imported(containerd, wanted, result, before, after, params['platform'])
+        result['diff'] = dict(
+            before='{0}: {1}\n'.format(result['name'], result.get('previous_digest') or '(absent)'),
+            after='{0}: {1}\n'.format(result['name'], result['digest']),
+        )
+    except ImageError as exc:
+        module.fail_json(msg=to_native(exc), **result)
+    except (OSError, ValueError, KeyError) as exc:
+        module.fail_json(msg='unexpected error: {0}'.format(to_native(exc)), exception=traceback.format_exc(), **result)
+    module.exit_json(**result)
+
+
+def tag_from_imported(containerd: Containerd, wanted: Reference, result: Dict[str, Any], before: Dict[str, Any],
+                      after: Dict[str, Any], platform: str) -> None:
+    """Name the image just imported ``wanted`` when the archive called it something else."""
+    candidates = [name for name, image in after.items()
+                  if before.get(name) != image or name.startswith(wanted.repository + '@')]
+    for name in sorted(candidates, key=lambda n: ('@' not in n, n)):
+        if containerd.identity(after[name], result['digest_kind'], platform) == result['digest']:
+            containerd.run('images', 'tag', '--force', name, wanted.name)
+            final = containerd.images().get(wanted.name)
+            if final is not None and containerd.identity(final, result['digest_kind'], platform) == result['digest']:
+                return
+            break
+    raise ImageError('imported the image, but the containerd does not list {0} with {1} afterwards (names it '
+                     'has now: {2})'.format(wanted.name, result['digest'], ', '.join(sorted(after)) or 'none'))
+
+
+if __name__ == '__main__':
+    main()
