@@ -137,7 +137,8 @@ def _ansible_env(tmp_path: Path) -> Dict[str, str]:
     env = dict(os.environ)
     env.update(
         ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / 'ansible-tmp'),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / 'ansible-local-tmp'),
+        ANSIBLE_REMOTE_TEMP=str(tmp_path / 'ansible-remote-tmp'),
         ANSIBLE_NOCOLOR='1',
         ANSIBLE_RETRY_FILES_ENABLED='0',
     )
