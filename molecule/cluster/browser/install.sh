@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what the portal check needs, idempotently, and print the directory to run it from:
+# Debian's chromium (the browser) and playwright-core from the npm registry (pinned by
+# package-lock.json) into $BACKSTAGE_K8S_CACHE/browser/<hash of the lockfile>/.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${BACKSTAGE_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/backstage-k8s}
+
+missing=()
+for pkg in chromium fonts-dejavu-core nodejs npm; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
+done
+# Node may come from elsewhere than Debian; only install Debian's when there is none.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+    missing=("${missing[@]/nodejs/}"); missing=("${missing[@]/npm/}")
+fi
+read -r -a missing <<<"${missing[*]}"
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    echo "browser: installing ${missing[*]}" >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+key=$(cat "$here/package.json" "$here/package-lock.json" | sha256sum | cut -c1-16)
+dir=$cache/browser/$key
+if [ ! -f "$dir/.complete" ]; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$here/package.json" "$here/package-lock.json" "$dir/"
+    # playwright-core has no install script; it must not download a browser of its own.
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
+    touch "$dir/.complete"
+fi
+cp "$here/portal.mjs" "$dir/portal.mjs"
+echo "$dir"
