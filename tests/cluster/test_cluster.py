@@ -102,7 +102,7 @@ def test_a_pod_reaches_another_pod_through_a_service_by_its_dns_name(
         cluster: Cluster, web: tuple[str, str], busybox_image: str) -> None:
     namespace, token = web
     url = f"http://web.{namespace}.svc.cluster.local/"
-    logs = run_to_completion(cluster, namespace, pod("client", busybox_image, ["wget", "-q", "-O-", "-T", "5", url]))
+    logs = run_to_completion(cluster, namespace, pod("client", busybox_image, ["timeout", "10", "wget", "-q", "-O-", url]))
     assert logs.strip() == f"hello {token}"
 
 
