@@ -27,14 +27,14 @@ def recorded(name: str) -> str:
 
 def test_every_recorded_output_has_its_source_written_down() -> None:
     readme = (FIXTURES / 'README.md').read_text()
-    outputs = sorted(p.name for p in FIXTURES.glob('*.yaml'))
+    outputs = sorted(p.name for p in FIXTURES.glob('*.txt'))
     assert outputs, 'no recorded outputs'
     for name in outputs:
         assert '`{0}`'.format(name) in readme and 'https://github.com/canonical/microk8s/pull/' in readme
 
 
 def test_grouped_output_of_1_17_lists_enabled_and_disabled_addons() -> None:
-    status = parse_status(recorded('v1.17-grouped-pr876.yaml'))
+    status = parse_status(recorded('v1.17-grouped-pr876.txt'))
     assert status.running is True
     assert status.as_dict()['enabled'] == ['dns', 'rbac']
     assert status.addons['storage'] == 'disabled' and status.addons['registry'] == 'disabled'
@@ -42,13 +42,13 @@ def test_grouped_output_of_1_17_lists_enabled_and_disabled_addons() -> None:
 
 
 def test_list_output_of_1_19_reads_python_booleans_and_each_addon() -> None:
-    status = parse_status(recorded('v1.19-list-ha-pr1374.yaml'))
+    status = parse_status(recorded('v1.19-list-ha-pr1374.txt'))
     assert status.running is True
     assert status.addons == {'dns': 'enabled', 'ha-cluster': 'enabled'}
 
 
 def test_not_running_output_of_1_20_says_so_with_the_message() -> None:
-    status = parse_status(recorded('v1.20-not-running-pr2193.yaml'))
+    status = parse_status(recorded('v1.20-not-running-pr2193.txt'))
     assert status.running is False
     assert status.message.startswith('microk8s is not running')
     assert status.addons == {}
@@ -56,22 +56,22 @@ def test_not_running_output_of_1_20_says_so_with_the_message() -> None:
 
 def test_addons_are_not_enabled_while_microk8s_is_not_running() -> None:
     with pytest.raises(StatusError, match='microk8s is not running. Use microk8s inspect'):
-        addons_to_enable(parse_status(recorded('v1.20-not-running-pr2193.yaml')), LAPTOP_ADDONS)
+        addons_to_enable(parse_status(recorded('v1.20-not-running-pr2193.txt')), LAPTOP_ADDONS)
 
 
 def test_only_disabled_addons_are_enabled_and_the_old_storage_name_is_used_where_it_is_the_one() -> None:
-    status = parse_status(recorded('v1.17-grouped-pr876.yaml'))
+    status = parse_status(recorded('v1.17-grouped-pr876.txt'))
     # dns is enabled already; this microk8s calls hostpath-storage "storage".
     assert addons_to_enable(status, LAPTOP_ADDONS) == ['storage', 'registry', 'ingress']
 
 
 def test_nothing_to_enable_when_every_wanted_addon_is_enabled() -> None:
-    status = parse_status(recorded('v1.19-list-ha-pr1374.yaml'))
+    status = parse_status(recorded('v1.19-list-ha-pr1374.txt'))
     assert addons_to_enable(status, ['dns', 'core/dns', 'ha-cluster']) == []
 
 
 def test_an_addon_this_microk8s_does_not_have_is_refused_with_the_list_it_has() -> None:
-    status = parse_status(recorded('v1.19-list-ha-pr1374.yaml'))
+    status = parse_status(recorded('v1.19-list-ha-pr1374.txt'))
     with pytest.raises(StatusError, match=r'no addon ingress \(it has: dns, ha-cluster\)'):
         addons_to_enable(status, ['ingress'])
 
@@ -79,7 +79,7 @@ def test_an_addon_this_microk8s_does_not_have_is_refused_with_the_list_it_has() 
 def test_a_repository_key_per_addon_as_microk8s_1_24_prints_it_is_read() -> None:
     # The recorded 1.19 output with the "repository:" line 1.24+ adds to each addon (status.py
     # prints it after name); the rest of the text is unchanged.
-    text = recorded('v1.19-list-ha-pr1374.yaml').replace(
+    text = recorded('v1.19-list-ha-pr1374.txt').replace(
         '    description: CoreDNS', '    repository: core\n    description: CoreDNS')
     status = parse_status(text)
     assert status.repositories == {'dns': 'core'}
@@ -88,7 +88,7 @@ def test_a_repository_key_per_addon_as_microk8s_1_24_prints_it_is_read() -> None
 
 def test_a_description_that_breaks_yaml_is_read_line_by_line() -> None:
     # microk8s prints descriptions unquoted: one with ": " in it makes the output invalid YAML.
-    text = recorded('v1.19-list-ha-pr1374.yaml').replace(
+    text = recorded('v1.19-list-ha-pr1374.txt').replace(
         'description: CoreDNS', 'description: CoreDNS: cluster DNS: {x')
     status = parse_status(text)
     assert status.running is True
