@@ -66,9 +66,14 @@ if [ -f "$out/.complete" ]; then
   exit 0
 fi
 
-work="$root/work-$key"
-rm -rf "$work" "$out.tmp"
+# One work tree, kept between builds: its node_modules make the next install
+# (after a change of the sources or the lockfile) incremental.
+work="$root/work"
+rm -rf "$out.tmp"
 mkdir -p "$work/src" "$out.tmp"
+# Everything but the installed node_modules goes, then the sources come anew.
+find "$work/src" -mindepth 1 -name node_modules -prune -o ! -type d -print0 | xargs -0r rm -f
+find "$work/src" -mindepth 1 -type d -empty ! -path "*/node_modules*" -delete
 (cd "$here" && inputs | tar -cf - -T -) | tar -xf - -C "$work/src"
 start=$SECONDS
 
@@ -134,6 +139,5 @@ EOF
 touch "$out.tmp/.complete"
 rm -rf "$out"
 mv "$out.tmp" "$out"
-rm -rf "$work"
 log "built in $((SECONDS - start))s"
 echo "$out"
