@@ -1,0 +1,284 @@
+"""What a user of site.yml gets on a real cluster: Backstage reachable through the Ingress,
+its backend on PostgreSQL over verified TLS with a client certificate, the portal in a browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import REPO, SCENARIO_DIR, HttpGet, Kubectl
+
+EXAMPLE_ENTITIES = [
+    ("Component", "example-website"),
+    ("System", "examples"),
+    ("API", "example-grpc-api"),
+    ("Group", "guests"),
+    ("User", "guest"),
+]
+BACKEND = "app.kubernetes.io/name=backstage,app.kubernetes.io/component=backend"
+FRONTEND = "app.kubernetes.io/name=backstage,app.kubernetes.io/component=frontend"
+POSTGRES = "app.kubernetes.io/name=postgres"
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions", [])
+    )
+
+
+def selected(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+# --------------------------------------------------------------------------- pods
+
+
+def test_every_pod_is_ready(k8s_json) -> None:
+    pods = [p for p in k8s_json("pods")["items"] if p["status"].get("phase") != "Succeeded"]
+    assert pods, "no pods in the namespace"
+    not_ready = [p["metadata"]["name"] for p in pods if not ready(p)]
+    assert not_ready == []
+
+
+@pytest.mark.parametrize(
+    ("selector", "count"),
+    [(BACKEND, 2), (FRONTEND, 2), (POSTGRES, 1)],
+    ids=["backend", "frontend", "postgres"],
+)
+def test_each_component_runs_its_replicas(k8s_json, selector: str, count: int) -> None:
+    pods = k8s_json("pods", "-l", selector)["items"]
+    assert len([p for p in pods if ready(p)]) == count
+
+
+def test_backend_rolls_out_without_losing_a_ready_pod(k8s_json) -> None:
+    deployment = k8s_json("deployment", "-l", BACKEND)["items"][0]
+    strategy = deployment["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/.backstage/health/v1/readiness"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/.backstage/health/v1/liveness"
+
+
+def test_pdb_lets_exactly_one_backend_pod_be_evicted(k8s_json) -> None:
+    pdb = k8s_json("pdb", "-l", BACKEND)["items"][0]
+    assert pdb["status"]["expectedPods"] == 2
+    assert pdb["status"]["disruptionsAllowed"] == 1
+
+
+@pytest.mark.parametrize("selector", [BACKEND, FRONTEND], ids=["backend", "frontend"])
+def test_pods_meet_the_restricted_pod_security_standard(k8s_json, selector: str) -> None:
+    for pod in k8s_json("pods", "-l", selector)["items"]:
+        spec = pod["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["capabilities"]["drop"] == ["ALL"]
+            assert container["resources"]["limits"] and container["resources"]["requests"]
+            assert container["readinessProbe"] and container["livenessProbe"]
+
+
+def test_network_policy_admits_only_backend_pods_to_postgres(k8s_json, scenario) -> None:
+    policies = k8s_json("networkpolicy")["items"]
+    pods = k8s_json("pods")["items"]
+    postgres = [p for p in pods if selected({"app.kubernetes.io/name": "postgres"}, p["metadata"]["labels"])]
+    guarding = [
+        np for np in policies
+        if all(selected(np["spec"]["podSelector"].get("matchLabels", {}), p["metadata"]["labels"]) for p in postgres)
+    ]
+    assert len(guarding) == 1, "exactly one NetworkPolicy should select the PostgreSQL pods"
+    policy = guarding[0]["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 5432}]
+    allowed = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
+    test_client = scenario["scenario_database_test_client_label"]
+    for pod in pods:
+        labels = pod["metadata"]["labels"]
+        admitted = any(selected(sel, labels) for sel in allowed)
+        # The scenario's psql pods are let in on purpose (backstage_database_network_policy_extra_peers).
+        expected = labels.get("app.kubernetes.io/component") == "backend" or labels.get(test_client) == "true"
+        assert admitted == expected, f"{pod['metadata']['name']}: admitted={admitted}"
+    assert any(p["metadata"]["labels"].get("app.kubernetes.io/component") == "backend" for p in pods)
+
+
+# --------------------------------------------------------------------------- through the Ingress
+
+
+def test_catalog_refuses_an_anonymous_request(ingress_get: HttpGet) -> None:
+    assert ingress_get("/api/catalog/entities").status == 401
+
+
+def test_catalog_through_the_ingress_lists_the_example_entities(
+    ingress_get: HttpGet, guest_token: str
+) -> None:
+    # The backend answers from its catalog database: this is the TLS client-certificate path.
+    deadline = time.monotonic() + 120
+    while True:
+        response = ingress_get("/api/catalog/entities", token=guest_token)
+        assert response.status == 200, response.body[:300]
+        found = {(e["kind"], e["metadata"]["name"]) for e in response.json()}
+        if set(EXAMPLE_ENTITIES) <= found or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert set(EXAMPLE_ENTITIES) <= found
+
+
+def test_backend_health_is_reachable_under_dot_backstage(ingress_get: HttpGet) -> None:
+    response = ingress_get("/.backstage/health/v1/readiness")
+    assert response.status == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_ingress_serves_nothing_for_another_host(ingress_get: HttpGet) -> None:
+    assert ingress_get("/api/catalog/entities", host_header="not-backstage.localhost").status == 404
+
+
+def test_index_html_is_never_cached_and_carries_the_public_url(
+    ingress_get: HttpGet, public_url: str
+) -> None:
+    response = ingress_get("/")
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-cache"
+    html = response.body.decode()
+    match = re.search(
+        r'<script type="backstage.io/config" id="backstage-runtime-config">\s*(.*?)\s*</script>', html, re.S
+    )
+    assert match, "no runtime config in index.html"
+    (entry,) = json.loads(match.group(1))
+    assert entry["data"]["app"]["baseUrl"] == public_url
+    assert entry["data"]["backend"]["baseUrl"] == public_url
+
+
+def test_client_side_routes_get_index_html(ingress_get: HttpGet) -> None:
+    response = ingress_get("/catalog/default/component/example-website")
+    assert response.status == 200
+    assert b"backstage-runtime-config" in response.body
+
+
+def test_hashed_assets_are_cached_immutably(ingress_get: HttpGet) -> None:
+    html = ingress_get("/").body.decode()
+    scripts = re.findall(r'src="(/static/[^"]+\.js)"', html)
+    assert scripts, "index.html references no /static/*.js"
+    response = ingress_get(scripts[0])
+    assert response.status == 200
+    assert "immutable" in response.headers["Cache-Control"]
+    assert "max-age=31536000" in response.headers["Cache-Control"]
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def psql(kubectl: Kubectl, k8s_json, namespace: str, scenario: dict[str, Any], sql: str,
+         dbname: str = "postgres") -> str:
+    """Run psql in a throwaway pod with the backend's client certificate (verify-full)."""
+    statefulset = k8s_json("statefulset", "-l", POSTGRES)["items"][0]
+    image = statefulset["spec"]["template"]["spec"]["containers"][0]["image"]
+    deployment = k8s_json("deployment", "-l", BACKEND)["items"][0]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    secret = next(v["secret"]["secretName"] for v in volumes if "secret" in v)
+    host = f"postgres.{namespace}.svc.cluster.local"
+    name = f"psql-{uuid.uuid4().hex[:8]}"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {scenario["scenario_database_test_client_label"]: "true"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999,
+                                "fsGroup": 999, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "psql",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["psql", "-v", "ON_ERROR_STOP=1", "-Atc", sql,
+                            f"host={host} port=5432 user=postgres dbname={dbname} sslmode=verify-full "
+                            "sslrootcert=/tls/ca.crt sslcert=/tls/tls.crt sslkey=/tls/tls.key"],
+                "env": [{"name": "HOME", "value": "/tmp"}],
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}},
+                "volumeMounts": [{"name": "tls", "mountPath": "/tls", "readOnly": True}],
+            }],
+            "volumes": [{"name": "tls", "secret": {"secretName": secret, "defaultMode": 0o440}}],
+        },
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(pod))
+    try:
+        deadline = time.monotonic() + 120
+        phase = ""
+        while time.monotonic() < deadline:
+            phase = kubectl("-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.phase}")
+            if phase in ("Succeeded", "Failed"):
+                break
+            time.sleep(2)
+        logs = kubectl("-n", namespace, "logs", name, check=False)
+        assert phase == "Succeeded", f"psql pod {phase}: {logs}"
+        return logs
+    finally:
+        kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
+
+
+def test_backstage_created_its_per_plugin_databases(kubectl, k8s_json, namespace, scenario) -> None:
+    databases = psql(kubectl, k8s_json, namespace, scenario,
+                     "SELECT datname FROM pg_database ORDER BY 1").split()
+    assert "backstage_plugin_catalog" in databases
+    assert "backstage_plugin_auth" in databases
+
+
+def test_catalog_database_holds_the_example_entities(kubectl, k8s_json, namespace, scenario) -> None:
+    # Read the catalog's own table over a second connection: the rows the API served come from here.
+    out = psql(kubectl, k8s_json, namespace, scenario,
+               "SELECT entity_ref FROM refresh_state ORDER BY 1", dbname="backstage_plugin_catalog")
+    assert "component:default/example-website" in out.split()
+
+
+# --------------------------------------------------------------------------- the browser
+
+
+def test_portal_catalog_page_lists_an_entity_in_chromium(public_url: str, artifacts: Path) -> None:
+    browser_dir = subprocess.run(
+        [str(SCENARIO_DIR / "browser" / "install.sh")], check=True, capture_output=True, text=True,
+    ).stdout.strip().splitlines()[-1]
+    screenshot = artifacts / "catalog.png"
+    screenshot.unlink(missing_ok=True)
+    result = subprocess.run(
+        ["node", "portal.mjs", public_url, "example-website", str(screenshot)],
+        cwd=browser_dir, capture_output=True, text=True, timeout=180,
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+    assert screenshot.is_file() and screenshot.stat().st_size > 10_000, (report, result.stderr[-2000:])
+    assert result.returncode == 0 and report.get("ok"), (report, result.stderr[-2000:])
+    assert report["url"].startswith(public_url + "/catalog")
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_a_client_certificate_for_another_user_is_refused_before_deploying(k8s_json) -> None:
+    before = k8s_json("deployment", "-l", BACKEND)["items"][0]["metadata"]["generation"]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    env.setdefault("MOLECULE_PROJECT_DIRECTORY", str(REPO))
+    result = subprocess.run(
+        [str(Path(os.sys.executable).parent / "ansible-playbook"), str(SCENARIO_DIR / "converge.yml"),
+         "--tags", "backstage", "-e", "backstage_database_user=backstage"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "Check that the client certificate's CN is the database user" in result.stdout
+    assert "does not match the database user" in result.stdout, result.stdout[-3000:]
+    after = k8s_json("deployment", "-l", BACKEND)["items"][0]["metadata"]["generation"]
+    assert after == before
