@@ -8,7 +8,7 @@ containerd socket for image imports and the ingress URL from the host.
 from __future__ import annotations
 
 import json
-import os
+import re
 import secrets
 import shlex
 import subprocess
@@ -85,7 +85,8 @@ def cluster() -> Cluster:
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards."""
-    name = f"acc-{request.node.name[5:30].replace('_', '-').strip('-')}-{secrets.token_hex(3)}".lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:40].strip("-")
+    name = f"acc-{slug}-{secrets.token_hex(3)}"
     cluster.kubectl("create", "namespace", name)
     wait_until("the namespace's default ServiceAccount",
                lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
