@@ -16,7 +16,7 @@ COLLECTION_LINK = $(shell $(BIN)/python -c 'import ansible_collections, os; prin
 # Test tiers run by `make test`, in order.
 TEST_TIERS = lint sanity unit
 
-.PHONY: help venv deploy test $(TEST_TIERS) constraints build clean cluster-up cluster-down cluster-test molecule-cluster demo
+.PHONY: help venv deploy test $(TEST_TIERS) constraints build clean cluster-up cluster-down cluster-test molecule-cluster molecule-postgres demo
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ cluster-test: venv cluster-up  ## Acceptance tests of the test cluster
 
 molecule-cluster: venv  ## End to end: site.yml on the test cluster, idempotence, checks through the Ingress and in Chromium
 	$(BIN)/molecule test -s cluster
+
+molecule-postgres: venv  ## pki + postgres roles on the test cluster: idempotence, TLS cases with psql from a pod, bad input
+	eval "$$(tests/cluster/cluster env)" && $(BIN)/molecule test -s postgres
 
 demo: venv cluster-up  ## Backstage on the test cluster (no microk8s needed); prints the URL to open
 	$(BIN)/ansible-playbook tests/testcluster/demo.yml --skip-tags cert_rotation $(ANSIBLE_ARGS)

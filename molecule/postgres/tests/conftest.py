@@ -1,0 +1,259 @@
+"""Fixtures for the postgres scenario: the cluster through kubectl, and a psql client pod.
+
+Every check is a real connection from a pod inside the cluster to the PostgreSQL the roles
+deployed; the certificates for the refused cases are made here, signed by the scenario's CA
+(read from its Secret) or by a CA of their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+NAMESPACE = os.environ.get("POSTGRES_SCENARIO_NAMESPACE", "bk8s-molecule-postgres")
+KUBECTL = os.environ.get("TESTCLUSTER_KUBECTL", "kubectl")
+REPO = Path(__file__).resolve().parents[3]
+CLIENT_POD = "tls-client"
+CASES_SECRET = "tls-client-cases"
+CERT_DIR = "/certs"
+
+# The roles' defaults, as the scenario leaves them.
+SERVICE = "postgres"
+STATEFULSET = "postgres"
+CA_SECRET = "backstage-pki-ca"
+SERVER_SECRET = "postgres-server-tls"
+CLIENT_SECRET = "backstage-postgres-client-tls"
+DATABASE_USER = "postgres"
+
+
+def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    """Run kubectl against the test cluster."""
+    return subprocess.run(
+        [KUBECTL, *args], input=stdin, capture_output=True, text=True, check=check, timeout=timeout
+    )
+
+
+def kubectl_json(*args: str) -> Any:
+    return json.loads(kubectl(*args, "-o", "json").stdout)
+
+
+def secret_data(name: str) -> dict[str, bytes]:
+    secret = kubectl_json("-n", NAMESPACE, "get", "secret", name)
+    return {k: base64.b64decode(v) for k, v in secret["data"].items()}
+
+
+@dataclass
+class Material:
+    """A client certificate and its key, PEM encoded."""
+
+    certificate: bytes
+    key: bytes
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def make_ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def make_client_cert(
+    common_name: str,
+    ca_cert: x509.Certificate,
+    ca_key: Any,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+) -> Material:
+    """A client certificate (clientAuth) for common_name signed by the given CA."""
+    key = _key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - datetime.timedelta(minutes=5))
+        .not_valid_after(not_after or now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return Material(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
+
+
+@pytest.fixture(scope="session")
+def scenario_ca() -> tuple[x509.Certificate, Any]:
+    """The CA the pki role made, with its key (for certificates it would never issue)."""
+    data = secret_data(CA_SECRET)
+    return (
+        x509.load_pem_x509_certificate(data["tls.crt"]),
+        serialization.load_pem_private_key(data["tls.key"], password=None),
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_image() -> str:
+    """The image the StatefulSet runs: it has psql, so it serves as the client too."""
+    sts = kubectl_json("-n", NAMESPACE, "get", "statefulset", STATEFULSET)
+    return sts["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def _client_pod_manifest(image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": CLIENT_POD, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": CLIENT_POD}},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 0,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 999,
+                "runAsGroup": 999,
+                "fsGroup": 999,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "psql",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "infinity"],
+                    "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PGCONNECT_TIMEOUT", "value": "10"}],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "volumeMounts": [
+                        {"name": "certs", "mountPath": CERT_DIR, "readOnly": True},
+                        {"name": "tmp", "mountPath": "/tmp"},
+                    ],
+                }
+            ],
+            # root-owned, group 999, mode 0640: what libpq accepts for a key it does not own.
+            "volumes": [
+                {"name": "certs", "secret": {"secretName": CASES_SECRET, "defaultMode": 0o640}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def client_pod(postgres_image: str, scenario_ca: tuple[x509.Certificate, Any]) -> Iterator[str]:
+    """A pod in the namespace with psql and every client certificate the cases need."""
+    ca_cert, ca_key = scenario_ca
+    client = secret_data(CLIENT_SECRET)
+    other_ca_cert, other_ca_key = make_ca("another CA")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    materials = {
+        "right": Material(client["tls.crt"], client["tls.key"]),
+        "other-ca": make_client_cert(DATABASE_USER, other_ca_cert, other_ca_key),
+        "wrong-cn": make_client_cert("backstage", ca_cert, ca_key),
+        "expired": make_client_cert(
+            DATABASE_USER, ca_cert, ca_key, not_before=now - datetime.timedelta(days=10),
+            not_after=now - datetime.timedelta(days=1),
+        ),
+    }
+    data = {"ca.crt": base64.b64encode(secret_data(SERVER_SECRET)["ca.crt"]).decode()}
+    for name, material in materials.items():
+        data[f"{name}.crt"] = base64.b64encode(material.certificate).decode()
+        data[f"{name}.key"] = base64.b64encode(material.key).decode()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": CASES_SECRET, "namespace": NAMESPACE},
+        "type": "Opaque",
+        "data": data,
+    }
+    kubectl("-n", NAMESPACE, "delete", "pod", CLIENT_POD, "--ignore-not-found", "--wait=true")
+    kubectl("apply", "-f", "-", stdin=json.dumps(secret))
+    kubectl("apply", "-f", "-", stdin=json.dumps(_client_pod_manifest(postgres_image)))
+    kubectl("-n", NAMESPACE, "wait", "pod", CLIENT_POD, "--for=condition=Ready", "--timeout=120s", timeout=150)
+    yield CLIENT_POD
+    kubectl("-n", NAMESPACE, "delete", "pod", CLIENT_POD, "--ignore-not-found", "--wait=false", check=False)
+    kubectl("-n", NAMESPACE, "delete", "secret", CASES_SECRET, "--ignore-not-found", check=False)
+
+
+def conninfo(**overrides: str) -> str:
+    """A libpq connection string: the right certificate with verify-full unless overridden."""
+    params = {
+        "host": f"{SERVICE}.{NAMESPACE}.svc",
+        "port": "5432",
+        "dbname": "postgres",
+        "user": DATABASE_USER,
+        "sslmode": "verify-full",
+        "sslrootcert": f"{CERT_DIR}/ca.crt",
+        "sslcert": f"{CERT_DIR}/right.crt",
+        "sslkey": f"{CERT_DIR}/right.key",
+    }
+    params.update(overrides)
+    return " ".join(f"{k}={shlex.quote(v)}" for k, v in params.items())
+
+
+def psql(host: Any, pod: str, info: str, sql: str) -> Any:
+    """Run sql with psql in the client pod; returns testinfra's CommandResult."""
+    return host.run(
+        "%s -n %s exec %s -- psql %s -v ON_ERROR_STOP=1 -X -At -c %s",
+        KUBECTL, NAMESPACE, pod, info, sql,
+    )
+
+
+def wait_statefulset_ready(timeout: int = 240) -> None:
+    kubectl(
+        "-n", NAMESPACE, "rollout", "status", f"statefulset/{STATEFULSET}", f"--timeout={timeout}s",
+        timeout=timeout + 30,
+    )
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

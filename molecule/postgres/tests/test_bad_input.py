@@ -1,0 +1,85 @@
+"""Bad input stops the playbook with a message that says what to do, before the cluster changes.
+
+Each case runs the scenario's converge playbook (both roles, their checks first) in a namespace
+of its own, and then checks that no namespace was created: the roles create theirs first, so
+any change would show there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from conftest import kubectl_json
+
+CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
+
+
+class BadInput(NamedTuple):
+    id: str
+    namespace: str
+    extra_vars: dict[str, object]
+    message: str
+
+
+CASES = [
+    BadInput(
+        "client-cn-differs-from-database-user",
+        "bk8s-bad-input-cn",
+        {"pki_backstage_client_common_name": "backstage"},
+        "pki_backstage_client_common_name 'backstage' differs from pki_database_user 'postgres'",
+    ),
+    BadInput(
+        "renew-after-not-less-than-ttl",
+        "bk8s-bad-input-renew",
+        {"pki_leaf_ttl_days": 45, "pki_leaf_renew_after_days": 45},
+        "pki_leaf_renew_after_days (45) must be at least 1 and less than pki_leaf_ttl_days (45)",
+    ),
+    BadInput(
+        "invalid-namespace-name",
+        "Backstage_NS",
+        {},
+        "'Backstage_NS' is not a valid Kubernetes namespace name",
+    ),
+    BadInput(
+        "storage-class-does-not-exist",
+        "bk8s-bad-input-storage",
+        {"postgres_storage_class": "no-such-storage-class"},
+        "StorageClass 'no-such-storage-class' does not exist in the cluster",
+    ),
+]
+
+
+def namespaces() -> set[str]:
+    return {item["metadata"]["name"] for item in kubectl_json("get", "namespaces")["items"]}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_fails_clearly_before_anything_changes(case: BadInput) -> None:
+    before = namespaces()
+    extra_vars = {
+        "pki_namespace": case.namespace,
+        "postgres_namespace": case.namespace,
+        # Never reached: the checks stop the run first.
+        "postgres_image": "backstage-k8s/postgres:never-used",
+        "ansible_python_interpreter": sys.executable,
+        **case.extra_vars,
+    }
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    result = subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(CONVERGE), "-e", json.dumps(extra_vars)],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{case.id}: the playbook succeeded:\n{output}"
+    # Ansible folds long messages; compare with whitespace collapsed.
+    assert case.message in " ".join(output.split()), f"{case.id}: no clear message:\n{output}"
+    after = namespaces()
+    assert after == before, f"{case.id}: namespaces changed: {sorted(after ^ before)}"
+    assert case.namespace not in after

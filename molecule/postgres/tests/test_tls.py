@@ -1,0 +1,94 @@
+"""Who PostgreSQL lets in: real psql connections from a pod inside the cluster.
+
+Only the right client certificate (CN = the database user, signed by the scenario's CA), over
+TLS, with a server name that is in the server certificate, gets a session; each other case is
+refused, and for the reason the case is about.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any, NamedTuple
+
+import pytest
+
+from conftest import NAMESPACE, STATEFULSET, conninfo, psql
+
+
+class Case(NamedTuple):
+    id: str
+    overrides: dict[str, str]
+    # A regular expression the refusal must match (what psql prints on stderr).
+    refused_because: str
+
+
+REFUSED = [
+    Case(
+        "no-tls-is-refused",
+        {"sslmode": "disable"},
+        r'pg_hba\.conf rejects connection .*no encryption',
+    ),
+    Case(
+        "tls-without-client-certificate-is-refused",
+        {"sslcert": "/nonexistent.crt", "sslkey": "/nonexistent.key"},
+        r"connection requires a valid client certificate",
+    ),
+    Case(
+        "certificate-from-another-ca-is-refused",
+        {"sslcert": "/certs/other-ca.crt", "sslkey": "/certs/other-ca.key"},
+        r"unknown ca|certificate verify failed",
+    ),
+    Case(
+        "certificate-with-another-cn-is-refused",
+        {"sslcert": "/certs/wrong-cn.crt", "sslkey": "/certs/wrong-cn.key"},
+        r'certificate authentication failed for user "postgres"',
+    ),
+    Case(
+        "expired-client-certificate-is-refused",
+        {"sslcert": "/certs/expired.crt", "sslkey": "/certs/expired.key"},
+        r"certificate expired",
+    ),
+    Case(
+        "wrong-server-hostname-fails-verify-full",
+        {"host": f"{STATEFULSET}-0.{STATEFULSET}-headless.{NAMESPACE}.svc"},
+        r"server certificate for .* does not match host name",
+    ),
+    Case(
+        "tls-older-than-1.2-is-refused",
+        {"ssl_max_protocol_version": "TLSv1.1"},
+        r"SSL error|protocol version|no protocols available|unsupported protocol",
+    ),
+    Case(
+        "another-user-with-the-right-certificate-is-refused",
+        {"user": "backstage"},
+        r'pg_hba\.conf rejects connection for host .*user "backstage"',
+    ),
+]
+
+
+def test_right_client_certificate_with_verify_full_connects_and_creates_a_database(host: Any, client_pod: str) -> None:
+    database = f"verify_{secrets.token_hex(4)}"
+    result = psql(
+        host, client_pod, conninfo(),
+        f"CREATE DATABASE {database}",
+    )
+    assert result.rc == 0, result.stderr
+    check = psql(
+        host, client_pod, conninfo(dbname=database),
+        "SELECT current_user, ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    )
+    assert check.rc == 0, check.stderr
+    user, ssl, version = check.stdout.strip().split("|")
+    assert (user, ssl) == ("postgres", "t")
+    assert version in ("TLSv1.2", "TLSv1.3")
+    psql(host, client_pod, conninfo(), f"DROP DATABASE {database}")
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[c.id for c in REFUSED])
+def test_connection_is_refused(host: Any, client_pod: str, case: Case) -> None:
+    result = psql(host, client_pod, conninfo(**case.overrides), "SELECT 1")
+    assert result.rc != 0, f"{case.id}: connected, but should have been refused:\n{result.stdout}"
+    assert re.search(case.refused_because, result.stderr), (
+        f"{case.id}: refused, but not for the expected reason /{case.refused_because}/:\n{result.stderr}"
+    )
