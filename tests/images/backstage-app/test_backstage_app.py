@@ -9,7 +9,9 @@ must reach the database with its client certificate.
 from __future__ import annotations
 
 import datetime
+import functools
 import glob
+import http.server
 import json
 import os
 import pwd
@@ -17,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -239,16 +242,27 @@ def psql(postgres: dict[str, object], pki: dict[str, Path], sql: str) -> list[st
 
 
 @pytest.fixture(scope="session")
+def frontend_url() -> str:
+    return f"http://localhost:{free_port()}"
+
+
+@pytest.fixture(scope="session")
 def backend(
-    app_build: Path, workdir: Path, pki: dict[str, Path], postgres: dict[str, object]
+    app_build: Path,
+    workdir: Path,
+    pki: dict[str, Path],
+    postgres: dict[str, object],
+    frontend_url: str,
 ) -> Iterator[str]:
     """The built backend, run from backend/ as the image runs it, plus a deployment config."""
     port = free_port()
     base_url = f"http://localhost:{port}"
     deployment_config = workdir / "app-config.deployment.yaml"
     deployment_config.write_text(json.dumps({
+        "app": {"baseUrl": frontend_url},
         "backend": {
             "baseUrl": base_url,
+            "cors": {"origin": frontend_url, "credentials": True},
             "listen": {"port": port, "host": "127.0.0.1"},
             "database": {
                 "client": "pg",
@@ -308,6 +322,64 @@ def guest_token(backend: str) -> str:
     status, body = http_get(f"{backend}/api/auth/guest/refresh")
     assert status == 200, body
     return json.loads(body)["backstageIdentity"]["token"]
+
+
+class SinglePageAppHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files, and index.html for every path that is not one (as nginx's try_files)."""
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.path = "/index.html"
+        return super().send_head()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture(scope="session")
+def frontend(app_build: Path, workdir: Path, backend: str, frontend_url: str) -> Iterator[Path]:
+    """The built frontend, served as static files with runtime config written in."""
+    dist = workdir / "dist"
+    shutil.copytree(app_build / "frontend" / "dist", dist)
+    runtime_config = workdir / "frontend-config.json"
+    runtime_config.write_text(json.dumps({
+        "app": {"baseUrl": frontend_url, "title": "backstage.k8s test"},
+        "backend": {"baseUrl": backend},
+    }))
+    subprocess.run(
+        [str(app_build / "frontend" / "inject-runtime-config.sh"), str(dist), str(runtime_config)],
+        check=True,
+    )
+    port = int(frontend_url.rsplit(":", 1)[1])
+    handler = functools.partial(SinglePageAppHandler, directory=str(dist))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield dist
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail("no Chromium: run tests/images/backstage-app/setup-host.sh")
+
+
+def rendered_dom(url: str, workdir: Path) -> str:
+    """The page's DOM after Chromium ran its scripts (guest sign-in, catalog fetch)."""
+    profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=workdir))
+    result = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--dump-dom", url],
+        check=True, capture_output=True, text=True, timeout=180,
+    )
+    return result.stdout
 
 
 # --------------------------------------------------------------------------- tests
@@ -371,7 +443,32 @@ def test_backend_connects_over_tls_with_its_client_certificate(
     assert all(row == f"t|/CN={DB_USER}" for row in rows), rows
 
 
-def test_frontend_dist_has_the_app_and_its_config_placeholder(app_build: Path) -> None:
-    dist = app_build / "frontend" / "dist"
-    assert (dist / "index.html").is_file()
-    assert list((dist / "static").glob("*.js"))
+def test_runtime_config_injection_replaces_its_previous_value(
+    app_build: Path, workdir: Path
+) -> None:
+    dist = workdir / "dist-injection"
+    shutil.copytree(app_build / "frontend" / "dist", dist)
+    inject = app_build / "frontend" / "inject-runtime-config.sh"
+    for url in ("http://first.test", "http://second.test"):
+        config = workdir / "injection.json"
+        config.write_text(json.dumps({"backend": {"baseUrl": url}}))
+        subprocess.run([str(inject), str(dist), str(config)], check=True)
+    html = (dist / "index.html").read_text()
+    assert html.count('id="backstage-runtime-config"') == 1
+    assert "http://second.test" in html and "http://first.test" not in html
+    assert html.index('id="backstage-runtime-config"') < html.index("</head>")
+
+
+def test_browser_signs_in_as_guest_and_lists_the_catalog(
+    frontend: Path, frontend_url: str, backend: str, guest_token: str, workdir: Path
+) -> None:
+    # The catalog holds the examples first (see test_catalog_lists_the_example_entities).
+    deadline = time.monotonic() + CATALOG_TIMEOUT
+    while time.monotonic() < deadline:
+        _, body = http_get(f"{backend}/api/catalog/entities?filter=kind=component",
+                           token=guest_token)
+        if "example-website" in body.decode():
+            break
+        time.sleep(2)
+    dom = rendered_dom(f"{frontend_url}/catalog", workdir)
+    assert "example-website" in dom, dom[-3000:]

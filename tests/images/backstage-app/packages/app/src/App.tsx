@@ -1,9 +1,24 @@
+import { ProxiedSignInPage } from '@backstage/core-components';
 import { createApp } from '@backstage/frontend-defaults';
+import { createFrontendModule } from '@backstage/frontend-plugin-api';
+import { SignInPageBlueprint } from '@backstage/plugin-app-react';
 import catalogPlugin from '@backstage/plugin-catalog/alpha';
 import orgPlugin from '@backstage/plugin-org/alpha';
 
-// No sign-in page extension: the app signs in as the guest user on its own,
-// through the auth backend's guest provider.
+// Sign in as the guest user without a click: ProxiedSignInPage has no UI of
+// its own and takes the session the auth backend's guest provider hands out
+// (GET /api/auth/guest/refresh). The default sign-in page would show a
+// "Guest / Enter" card instead.
+const guestSignInPage = SignInPageBlueprint.make({
+  params: {
+    loader: async () => props => <ProxiedSignInPage {...props} provider="guest" />,
+  },
+});
+
 export default createApp({
-  features: [catalogPlugin, orgPlugin],
+  features: [
+    catalogPlugin,
+    orgPlugin,
+    createFrontendModule({ pluginId: 'app', extensions: [guestSignInPage] }),
+  ],
 });
