@@ -261,7 +261,7 @@ def parse_images_check(output: str) -> Dict[str, bool]:
 
 
 def platform_matches(descriptor: Dict[str, Any], platform: str) -> bool:
-    wanted_os, _, wanted_arch = platform.partition('/')
+    wanted_os, wanted_arch = (platform.split('/', 1) + [''])[:2]
     found = descriptor.get('platform') or {}
     return found.get('os') == wanted_os and found.get('architecture') == wanted_arch
 

@@ -176,7 +176,7 @@ def addons_to_enable(status: Status, wanted: List[str]) -> List[str]:
             status.message or 'start it with "microk8s start" and wait with "microk8s status --wait-ready"'))
     result = []  # type: List[str]
     for entry in wanted:
-        repository, _, name = entry.rpartition('/')
+        repository, name = entry.rpartition('/')[::2]
         found = next((c for c in _candidates(name) if c in status.addons), None)
         if found is None:
             raise StatusError('microk8s has no addon {0} (it has: {1})'.format(

@@ -12,8 +12,8 @@ module: containerd_image
 short_description: Import an image into a containerd (microk8s, or any) unless it is already there
 version_added: 0.1.0
 description:
-  - Makes a containerd hold an image under a name, so that pods using that name with
-    C(imagePullPolicy: IfNotPresent) or C(Never) start without a registry.
+  - "Makes a containerd hold an image under a name, so that pods using that name with
+    C(imagePullPolicy: IfNotPresent) or C(Never) start without a registry."
   - The image comes from an OCI image layout or docker-format archive (O(archive)), or from the
     local docker or podman image store (O(source)), streamed with C(docker save) straight into
     C(ctr images import -), with no temporary archive.
@@ -217,7 +217,7 @@ imported_names:
 
 import os
 import re
-import subprocess
+import shlex
 import tempfile
 import traceback
 from typing import Any, Dict, List, Optional, Tuple
@@ -282,25 +282,13 @@ class Containerd:
         return config_digest(image.digest, image.media_type, self.blob, platform)
 
 
-def run_pipeline(producer: List[str], consumer: List[str]) -> str:
-    """Run ``producer | consumer``; the consumer's output, or ImageError naming the side that failed."""
-    with tempfile.TemporaryFile() as producer_err:
-        first = subprocess.Popen(producer, stdout=subprocess.PIPE, stderr=producer_err)
-        try:
-            second = subprocess.run(consumer, stdin=first.stdout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    check=False)
-        finally:
-            if first.stdout is not None:
-                first.stdout.close()
-            first_rc = first.wait()
-        if first_rc != 0:
-            producer_err.seek(0)
-            raise ImageError('{0} failed (exit {1}): {2}'.format(
-                ' '.join(producer), first_rc, to_text(producer_err.read()).strip()))
-    output = to_text(second.stdout)
-    if second.returncode != 0:
-        raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(consumer), second.returncode, output.strip()))
-    return output
+def run_pipeline(module: AnsibleModule, producer: List[str], consumer: List[str]) -> str:
+    """Run ``producer | consumer`` with pipefail; the output, or ImageError naming the pipeline."""
+    pipeline = 'set -o pipefail; {0} | {1}'.format(shlex.join(producer), shlex.join(consumer))
+    rc, out, err = module.run_command(pipeline, use_unsafe_shell=True, executable=module.get_bin_path('bash', required=True))
+    if rc != 0:
+        raise ImageError('{0} failed (exit {1}): {2}'.format(pipeline, rc, (err or out).strip()))
+    return out + err
 
 
 def cli_image(module: AnsibleModule, cli: str, name: str) -> Tuple[str, int]:
@@ -393,7 +381,7 @@ def import_into_containerd(module: AnsibleModule, containerd: Containerd, wanted
             output = containerd.run(*import_command([], wanted, archive, not named))
         else:
             producer = [module.get_bin_path(source, required=True), 'save', params['name']]
-            output = run_pipeline(producer, import_command(containerd.ctr, wanted, '-', True))
+            output = run_pipeline(module, producer, import_command(containerd.ctr, wanted, '-', True))
     finally:
         if local_tmp is not None and os.path.exists(local_tmp):
             os.remove(local_tmp)

@@ -28,16 +28,11 @@ from ansible_collections.backstage.k8s.plugins.module_utils._containerd_image im
 )
 
 # Output of Debian's ctr 1.6.20 ("ctr -n k8s.io images ls" and "images check") after importing an
-# umoci-built archive with --base-name localhost/demo/web, on containerd with its CRI plugin.
-CTR_IMAGES_LS = """\
-REF                                                                     TYPE                                       DIGEST                                                                  SIZE    PLATFORMS   LABELS                          
-localhost/demo/web:1.0                                                  application/vnd.oci.image.manifest.v1+json sha256:22441c70e5792fffb2d15ecd2fa4ed1644afb280bb421d39eaec3209f9df77c7 1.0 MiB linux/amd64 io.cri-containerd.image=managed 
-sha256:a403a029d165c6114ff4ec339e653d40b417563993220edf50155d1b31236983 application/vnd.oci.image.manifest.v1+json sha256:22441c70e5792fffb2d15ecd2fa4ed1644afb280bb421d39eaec3209f9df77c7 1.0 MiB linux/amd64 io.cri-containerd.image=managed 
-"""
-CTR_IMAGES_CHECK = """\
-REF                    TYPE                                       DIGEST                                                                  STATUS         SIZE            UNPACKED 
-localhost/demo/web:1.0 application/vnd.oci.image.manifest.v1+json sha256:22441c70e5792fffb2d15ecd2fa4ed1644afb280bb421d39eaec3209f9df77c7 complete (2/2) 1.0 MiB/1.0 MiB true
-"""
+# umoci-built archive with --base-name localhost/demo/web, on containerd with its CRI plugin
+# (the second line is the name CRI gives the image: its config digest).
+CTR = Path(__file__).parent / 'fixtures' / 'ctr'
+CTR_IMAGES_LS = (CTR / 'images-ls.txt').read_text()
+CTR_IMAGES_CHECK = (CTR / 'images-check.txt').read_text()
 MANIFEST_DIGEST = 'sha256:22441c70e5792fffb2d15ecd2fa4ed1644afb280bb421d39eaec3209f9df77c7'
 
 

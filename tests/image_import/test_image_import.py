@@ -1,0 +1,200 @@
+# Copyright (c) backstage.k8s maintainers
+# Apache License 2.0 (see LICENSE)
+# SPDX-License-Identifier: Apache-2.0
+
+"""The image_import role against a real containerd: the test cluster's when it is up
+(``eval "$(tests/cluster/cluster env)"``), otherwise one started here from Debian's package.
+
+The image is an OCI archive built offline with umoci (tests/cluster/oci-image, busybox inside),
+with a label unique to the run so that its digest is new to the containerd.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, Iterator, List, NamedTuple
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO / 'tests' / 'image_import' / 'import.yml'
+OCI_IMAGE = REPO / 'tests' / 'cluster' / 'oci-image'
+RUN = uuid.uuid4().hex[:10]
+NAME = 'localhost/backstage-k8s-test/import-{0}:1.0'.format(RUN)
+NOOP_SECONDS = 30
+# The ansible-playbook of the virtualenv running the tests.
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / 'ansible-playbook')
+
+
+class Run(NamedTuple):
+    returncode: int
+    output: str
+    changed: int
+    failed: int
+    seconds: float
+
+
+def digest_of(archive: Path) -> str:
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile('./index.json') or tar.extractfile('index.json')
+        assert member is not None
+        return json.load(member)['manifests'][0]['digest']
+
+
+def build_archive(directory: Path, label: str) -> Path:
+    out = directory / '{0}.tar'.format(label)
+    subprocess.run([str(OCI_IMAGE), str(out), '1.0', '--busybox', '--label', 'org.backstage-k8s.test=' + label,
+                    '--', '/bin/sleep', '3600'], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope='module')
+def ctr_command() -> Iterator[List[str]]:
+    """ctr against the test cluster's containerd, or against a containerd started for these tests."""
+    address = os.environ.get('TESTCLUSTER_CONTAINERD_ADDRESS')
+    if address and Path(address).exists():
+        yield ['ctr', '--address', address, '-n', 'k8s.io']
+        return
+    for tool in ('containerd', 'ctr', 'umoci'):
+        assert shutil.which(tool), '{0} is missing: run tests/image_import/setup-host.sh'.format(tool)
+    work = Path(tempfile.mkdtemp(prefix='bk8s-containerd-'))
+    socket = work / 'containerd.sock'
+    log = open(work / 'containerd.log', 'wb')
+    daemon = subprocess.Popen(['containerd', '--root', str(work / 'root'), '--state', str(work / 'state'),
+                               '--address', str(socket)], stdout=log, stderr=subprocess.STDOUT)
+    command = ['ctr', '--address', str(socket), '-n', 'k8s.io']
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(command + ['version'], capture_output=True, check=False).returncode != 0:
+            assert daemon.poll() is None, (work / 'containerd.log').read_text()
+            assert time.monotonic() < deadline, 'containerd did not answer within 30 s'
+            time.sleep(0.2)
+        yield command
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        log.close()
+        subprocess.run(['umount', '-R', str(work / 'state')], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def archives(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+    directory = tmp_path_factory.mktemp('archives')
+    return {'first': build_archive(directory, 'first-' + RUN), 'second': build_archive(directory, 'second-' + RUN)}
+
+
+@pytest.fixture(scope='module', autouse=True)
+def remove_test_images(ctr_command: List[str]) -> Iterator[None]:
+    yield
+    names = [n for n in images(ctr_command) if 'backstage-k8s-test/import-' + RUN in n]
+    if names:
+        subprocess.run(ctr_command + ['images', 'rm'] + names, capture_output=True, check=False)
+
+
+def images(ctr_command: List[str]) -> Dict[str, str]:
+    """name -> digest, as ctr lists them."""
+    out = subprocess.run(ctr_command + ['images', 'ls'], capture_output=True, text=True, check=True).stdout
+    return {f[0]: f[2] for f in (line.split() for line in out.splitlines()[1:]) if len(f) >= 3}
+
+
+def play(ctr_command: List[str], name: str, archive: Path, *extra: str) -> Run:
+    variables = {'image_import_images': [{'name': name, 'archive': str(archive)}], 'image_import_ctr_command': ctr_command}
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+    start = time.monotonic()
+    done = subprocess.run([ANSIBLE_PLAYBOOK, str(PLAYBOOK), '-e', json.dumps(variables)] + list(extra),
+                          capture_output=True, text=True, env=env, cwd=str(REPO), check=False)
+    seconds = time.monotonic() - start
+    recap = re.search(r'localhost\s*:.*changed=(\d+).*failed=(\d+)', done.stdout)
+    assert recap, done.stdout + done.stderr
+    return Run(done.returncode, done.stdout + done.stderr, int(recap.group(1)), int(recap.group(2)), seconds)
+
+
+@pytest.fixture(scope='module')
+def first_import(ctr_command: List[str], archives: Dict[str, Path]) -> Run:
+    return play(ctr_command, NAME, archives['first'])
+
+
+def test_first_run_imports_the_archive_under_its_name_with_the_archive_digest(
+        first_import: Run, ctr_command: List[str], archives: Dict[str, Path]) -> None:
+    assert first_import.returncode == 0, first_import.output
+    assert first_import.changed == 1
+    assert 'Importing 1 of 1 images: {0} ('.format(NAME) in first_import.output
+    assert images(ctr_command)[NAME] == digest_of(archives['first'])
+
+
+def test_second_run_changes_nothing_and_takes_seconds(
+        first_import: Run, ctr_command: List[str], archives: Dict[str, Path]) -> None:
+    again = play(ctr_command, NAME, archives['first'])
+    assert again.returncode == 0, again.output
+    assert again.changed == 0, again.output
+    assert 'Importing 0 of 1 images' in again.output
+    assert again.seconds < NOOP_SECONDS, 'a no-op run took {0:.1f} s'.format(again.seconds)
+    print('no-op re-run: {0:.1f} s (first run {1:.1f} s)'.format(again.seconds, first_import.seconds))
+
+
+def test_the_same_archive_under_another_tag_is_named_so(
+        first_import: Run, ctr_command: List[str], archives: Dict[str, Path]) -> None:
+    other = NAME.replace(':1.0', ':1.0-rc1')
+    run = play(ctr_command, other, archives['first'])
+    assert run.returncode == 0 and run.changed == 1, run.output
+    assert images(ctr_command)[other] == digest_of(archives['first'])
+
+
+def test_check_mode_reports_the_import_and_imports_nothing(
+        first_import: Run, ctr_command: List[str], archives: Dict[str, Path]) -> None:
+    name = NAME.replace(':1.0', ':check')
+    run = play(ctr_command, name, archives['first'], '--check')
+    assert run.returncode == 0, run.output
+    assert 'Would import 1 of 1 images' in run.output and run.changed == 1
+    assert name not in images(ctr_command)
+
+
+def test_new_content_under_the_same_name_replaces_the_old(
+        first_import: Run, ctr_command: List[str], archives: Dict[str, Path]) -> None:
+    name = NAME.replace(':1.0', ':moving')
+    assert play(ctr_command, name, archives['first']).changed == 1
+    run = play(ctr_command, name, archives['second'])
+    assert run.returncode == 0 and run.changed == 1, run.output
+    assert images(ctr_command)[name] == digest_of(archives['second']) != digest_of(archives['first'])
+
+
+@pytest.mark.parametrize('name', ['localhost/backstage-k8s-test/x:latest', 'localhost/backstage-k8s-test/x'],
+                         ids=['latest', 'no-tag'])
+def test_names_without_a_real_tag_are_refused_and_nothing_is_imported(
+        name: str, ctr_command: List[str], archives: Dict[str, Path]) -> None:
+    run = play(ctr_command, name, archives['first'])
+    assert run.returncode != 0 and run.failed == 1
+    assert 'give it a real tag' in run.output
+    assert not any(n.startswith('localhost/backstage-k8s-test/x') for n in images(ctr_command))
+
+
+def test_a_pod_starts_from_the_imported_image(first_import: Run) -> None:
+    kubectl = os.environ.get('TESTCLUSTER_KUBECTL')
+    if not (kubectl and os.environ.get('TESTCLUSTER_CONTAINERD_ADDRESS') and os.environ.get('KUBECONFIG')):
+        pytest.skip('the test cluster is not up (eval "$(tests/cluster/cluster env)" after tests/cluster/cluster up)')
+    pod = 'image-import-' + RUN
+    manifest = {
+        'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': pod, 'namespace': 'default'},
+        'spec': {'containers': [{'name': 'main', 'image': NAME, 'imagePullPolicy': 'Never'}],
+                 'terminationGracePeriodSeconds': 0},
+    }
+    subprocess.run([kubectl, 'apply', '-f', '-'], input=json.dumps(manifest), text=True, check=True, capture_output=True)
+    try:
+        waited = subprocess.run([kubectl, 'wait', '--for=condition=Ready', 'pod/' + pod, '-n', 'default', '--timeout=120s'],
+                                capture_output=True, text=True, check=False)
+        described = subprocess.run([kubectl, 'describe', 'pod', pod, '-n', 'default'], capture_output=True, text=True,
+                                   check=False).stdout
+        assert waited.returncode == 0, described
+    finally:
+        subprocess.run([kubectl, 'delete', 'pod', pod, '-n', 'default', '--wait=false'], capture_output=True, check=False)
