@@ -14,9 +14,9 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK = $(shell $(BIN)/python -c 'import ansible_collections, os; print(os.path.join(list(ansible_collections.__path__)[0], "backstage", "k8s"))' 2>/dev/null)
 
 # Test tiers run by `make test`, in order.
-TEST_TIERS = lint sanity unit
+TEST_TIERS = lint sanity unit backstage-app-test
 
-.PHONY: help venv deploy test $(TEST_TIERS) constraints build clean cluster-up cluster-down cluster-test molecule-cluster molecule-postgres demo
+.PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test molecule-cluster molecule-postgres demo
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ sanity: venv  ## ansible-test sanity on a built copy of the collection
 
 unit: venv  ## Unit tests of plugins/
 	$(BIN)/pytest tests/unit
+
+backstage-app-test: venv  ## Build the test Backstage app; run it on TLS-only PostgreSQL and in Chromium
+	tests/images/backstage-app/setup-host.sh
+	$(BIN)/pytest tests/images/backstage-app
 
 cluster-up:  ## Start the test cluster (a real Kubernetes built from source into the cache)
 	tests/cluster/cluster up

@@ -1,0 +1,227 @@
+"""Certificate rotation on a real cluster: the CronJob's Jobs renew the PostgreSQL server and
+Backstage client certificates with least privilege, PostgreSQL loads its new certificate without
+a restart, the backend rolls onto its new one while Backstage keeps serving, a run with nothing
+due changes nothing, and an interrupted rotation is finished by the next run.
+
+The tests run in order and share the deployment converge made (namespace backstage-rotation).
+Rotation now is forced with rotate.yml's cert_rotation_force (the certificates are fresh)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from conftest import (
+    BACKEND, BACKEND_SELECTOR, CA_SECRET, CLIENT_SECRET, CRONJOB, POSTGRES_SELECTOR, SERVER_SECRET,
+    Certificates, Kubectl, Rotate,
+)
+
+SERIAL_ANNOTATION = "backstage.k8s/postgres-client-certificate-serial"
+ROTATION_SA = CRONJOB
+
+
+def can_i(kubectl: Kubectl, namespace: str, service_account: str, verb: str, resource: str) -> bool:
+    out = kubectl("auth", "can-i", verb, resource, f"--as=system:serviceaccount:{namespace}:{service_account}",
+                  check=False).strip()
+    return out == "yes"
+
+
+def state(k8s: Callable[..., Any], certificates: Certificates) -> dict[str, Any]:
+    """What a rotation may change: Secrets, workloads, pods."""
+    backend = k8s("deployment", BACKEND)
+    postgres_pod = k8s("pods", "-l", POSTGRES_SELECTOR)["items"][0]
+    return {
+        "server_serial": certificates.in_secret(SERVER_SECRET).serial_number,
+        "client_serial": certificates.in_secret(CLIENT_SECRET).serial_number,
+        "secret_versions": {name: k8s("secret", name)["metadata"]["resourceVersion"]
+                            for name in (SERVER_SECRET, CLIENT_SECRET)},
+        "backend_generation": backend["metadata"]["generation"],
+        "backend_recorded_serial": backend["metadata"].get("annotations", {}).get(SERIAL_ANNOTATION),
+        "backend_pods": sorted(p["metadata"]["uid"] for p in k8s("pods", "-l", BACKEND_SELECTOR)["items"]),
+        "postgres_generation": k8s("statefulset", "postgres")["metadata"]["generation"],
+        "postgres_pod": postgres_pod["metadata"]["uid"],
+        "postgres_restarts": postgres_pod["status"]["containerStatuses"][0]["restartCount"],
+    }
+
+
+def backend_ready(k8s: Callable[..., Any]) -> None:
+    backend = k8s("deployment", BACKEND)
+    replicas = backend["spec"]["replicas"]
+    assert backend["status"].get("readyReplicas") == replicas, backend["status"]
+    assert backend["status"].get("updatedReplicas") == replicas, backend["status"]
+    pods = k8s("pods", "-l", BACKEND_SELECTOR)["items"]
+    running = [p for p in pods if p["metadata"].get("deletionTimestamp") is None]
+    assert len(running) == replicas
+    for pod in running:
+        assert all(c["ready"] for c in pod["status"]["containerStatuses"]), pod["metadata"]["name"]
+
+
+def catalog_serves(probe_factory: Callable[[], Any]) -> None:
+    probe = probe_factory().start()
+    time.sleep(1)
+    result = probe.stop()
+    assert result["requests"] > 0 and result["failed"] == 0, result
+
+
+def backend_connections_use(certificates: Certificates, k8s: Callable[..., Any], serial: int) -> None:
+    """PostgreSQL's own view (pg_stat_ssl) of the client certificates the backend pods connect with."""
+    ips = {p["status"]["podIP"] for p in k8s("pods", "-l", BACKEND_SELECTOR)["items"]
+           if p["metadata"].get("deletionTimestamp") is None}
+    rows = certificates.query(
+        "SELECT host(a.client_addr), s.client_serial::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)"
+        " WHERE a.client_addr IS NOT NULL")["rows"]
+    backend_rows = [row for row in rows if row[0] in ips]
+    assert backend_rows, f"no connection from the backend pods {sorted(ips)} in pg_stat_ssl: {rows}"
+    assert {int(row[1]) for row in backend_rows} == {serial}, backend_rows
+
+
+# -- RBAC -------------------------------------------------------------------------------------
+
+ALLOWED = [
+    ("get", f"secret/{CA_SECRET}"),
+    ("get", f"secret/{SERVER_SECRET}"),
+    ("patch", f"secret/{SERVER_SECRET}"),
+    ("get", f"secret/{CLIENT_SECRET}"),
+    ("patch", f"secret/{CLIENT_SECRET}"),
+    ("get", "statefulset/postgres"),
+    ("patch", "statefulset/postgres"),
+    ("get", f"deployment/{BACKEND}"),
+    ("patch", f"deployment/{BACKEND}"),
+]
+DENIED = [
+    ("get", "secret/postgres-superuser"),
+    ("list", "secrets"),
+    ("watch", "secrets"),
+    ("create", "secrets"),
+    ("patch", f"secret/{CA_SECRET}"),
+    ("update", f"secret/{CA_SECRET}"),
+    ("delete", f"secret/{CA_SECRET}"),
+    ("delete", f"secret/{SERVER_SECRET}"),
+    ("delete", f"secret/{CLIENT_SECRET}"),
+    ("delete", "statefulset/postgres"),
+    ("delete", f"deployment/{BACKEND}"),
+    ("patch", "deployment/backstage-frontend"),
+    ("delete", "pods"),
+    ("create", "pods/exec"),
+    ("list", "pods"),
+    ("delete", f"cronjob/{CRONJOB}"),
+    ("create", "rolebindings"),
+    ("get", "configmaps"),
+    ("deletecollection", "secrets"),
+]
+
+
+@pytest.mark.parametrize(("verb", "resource"), ALLOWED, ids=[f"{v} {r}" for v, r in ALLOWED])
+def test_rotation_job_may_do_what_rotation_needs(kubectl: Kubectl, namespace: str, verb: str, resource: str) -> None:
+    assert can_i(kubectl, namespace, ROTATION_SA, verb, resource)
+
+
+@pytest.mark.parametrize(("verb", "resource"), DENIED, ids=[f"{v} {r}" for v, r in DENIED])
+def test_rotation_job_cannot_read_other_secrets_or_delete_anything(
+        kubectl: Kubectl, namespace: str, verb: str, resource: str) -> None:
+    assert not can_i(kubectl, namespace, ROTATION_SA, verb, resource)
+
+
+def test_only_the_rotation_service_account_can_read_the_ca_key(
+        kubectl: Kubectl, k8s: Callable[..., Any], namespace: str) -> None:
+    backend_sa = k8s("deployment", BACKEND)["spec"]["template"]["spec"].get("serviceAccountName", "default")
+    accounts = {a["metadata"]["name"] for a in k8s("serviceaccounts")["items"]} | {backend_sa}
+    readers = {a for a in accounts if can_i(kubectl, namespace, a, "get", f"secret/{CA_SECRET}")}
+    assert readers == {ROTATION_SA}
+    assert not can_i(kubectl, namespace, backend_sa, "get", f"secret/{CLIENT_SECRET}")
+
+
+# -- rotations --------------------------------------------------------------------------------
+
+def test_a_run_when_certificates_are_fresh_changes_nothing(
+        rotate: Rotate, k8s: Callable[..., Any], certificates: Certificates) -> None:
+    before = state(k8s, certificates)
+    assert before["backend_recorded_serial"] == str(before["client_serial"]), "converge records the serial"
+    result = rotate(log_name="fresh-run")
+    assert "nothing was due" in result.stdout
+    assert "already current" in result.stdout
+    assert state(k8s, certificates) == before
+    assert certificates.presented_serial() == before["server_serial"]
+
+
+def test_forced_rotation_renews_both_certificates_and_reloads_and_restarts_without_failed_requests(
+        rotate: Rotate, k8s: Callable[..., Any], certificates: Certificates,
+        probe_factory: Callable[[], Any], artifacts: Path) -> None:
+    before = state(k8s, certificates)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    probe = probe_factory().start()
+    try:
+        rotate("-e", "cert_rotation_force=true", log_name="forced-run")
+    finally:
+        availability = probe.stop()
+    (artifacts / "availability-reload.json").write_text(json.dumps(availability, indent=2))
+    after = state(k8s, certificates)
+
+    # New serials and dates in both Secrets.
+    for name, key in ((SERVER_SECRET, "server_serial"), (CLIENT_SECRET, "client_serial")):
+        assert after[key] != before[key], name
+        cert = certificates.in_secret(name)
+        assert started - datetime.timedelta(minutes=2) <= cert.not_valid_before_utc <= datetime.datetime.now(
+            datetime.timezone.utc), name
+        assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=45), name
+
+    # PostgreSQL presents the new certificate; in reload mode without a restart.
+    assert certificates.presented_serial() == after["server_serial"]
+    assert after["postgres_pod"] == before["postgres_pod"]
+    assert after["postgres_restarts"] == before["postgres_restarts"]
+
+    # The backend was rolled: every pod is new, Ready, and connects with the new client certificate.
+    assert not set(after["backend_pods"]) & set(before["backend_pods"])
+    assert after["backend_recorded_serial"] == str(after["client_serial"])
+    backend_ready(k8s)
+    backend_connections_use(certificates, k8s, after["client_serial"])
+    catalog_serves(probe_factory)
+
+    # Requests every 100 ms through the Ingress for the whole rotation.
+    assert availability["requests"] > 50, availability
+    assert availability["failed"] == 0, availability
+
+
+def test_a_rotation_killed_after_writing_the_secrets_is_finished_by_the_next_run(
+        rotate: Rotate, kubectl: Kubectl, k8s: Callable[..., Any], certificates: Certificates,
+        probe_factory: Callable[[], Any]) -> None:
+    before = state(k8s, certificates)
+    rotate("-e", "cert_rotation_force=true", "-e", "cert_rotation_pause_after_issue_seconds=900",
+           "-e", "cert_rotation_job_wait=false", log_name="interrupted-run")
+    jobs = sorted(k8s("jobs")["items"], key=lambda j: j["metadata"]["creationTimestamp"])
+    job = jobs[-1]["metadata"]["name"]
+
+    # Wait until both Secrets hold new certificates (the job then pauses), then kill the job.
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        now = state(k8s, certificates)
+        if now["server_serial"] != before["server_serial"] and now["client_serial"] != before["client_serial"]:
+            break
+        time.sleep(3)
+    else:
+        pytest.fail(f"job {job} did not write both Secrets within 300 s")
+    kubectl("delete", "pod", "-l", f"batch.kubernetes.io/job-name={job}", "--grace-period=0", "--force")
+    kubectl("delete", "job", job, "--cascade=foreground", "--wait=true")
+    half_done = state(k8s, certificates)
+
+    # Half done: new certificates in the Secrets, not yet loaded by PostgreSQL or the backend.
+    assert certificates.presented_serial() == before["server_serial"]
+    assert half_done["backend_recorded_serial"] == str(before["client_serial"])
+    assert half_done["backend_pods"] == before["backend_pods"]
+
+    # The next (unforced) run issues nothing and finishes the rotation.
+    rotate(log_name="repair-run")
+    after = state(k8s, certificates)
+    assert after["server_serial"] == half_done["server_serial"]
+    assert after["client_serial"] == half_done["client_serial"]
+    assert certificates.presented_serial() == after["server_serial"]
+    assert after["backend_recorded_serial"] == str(after["client_serial"])
+    assert not set(after["backend_pods"]) & set(before["backend_pods"])
+    backend_ready(k8s)
+    backend_connections_use(certificates, k8s, after["client_serial"])
+    catalog_serves(probe_factory)
