@@ -16,7 +16,7 @@ COLLECTION_LINK = $(shell $(BIN)/python -c 'import ansible_collections, os; prin
 # Test tiers run by `make test`, in order.
 TEST_TIERS = lint sanity unit backstage-app-test
 
-.PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test molecule-cluster molecule-postgres demo
+.PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test molecule-cluster molecule-postgres molecule-default image-import-test demo
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -59,6 +59,14 @@ cluster-test: venv cluster-up  ## Acceptance tests of the test cluster
 
 molecule-cluster: venv  ## End to end: site.yml on the test cluster, idempotence, checks through the Ingress and in Chromium
 	$(BIN)/molecule test -s cluster
+
+molecule-default: venv  ## The laptop bootstrap (microk8s + image_import) for real; skips, saying why, without snap or brew+multipass
+	$(BIN)/molecule test -s default
+
+image-import-test: venv  ## image_import against a real containerd (the test cluster's when it is up), no-op re-run included
+	tests/image_import/setup-host.sh
+	if tests/cluster/cluster status >/dev/null 2>&1; then eval "$$(tests/cluster/cluster env)"; fi; \
+	  $(BIN)/pytest tests/image_import -rs
 
 molecule-postgres: venv  ## pki + postgres roles on the test cluster: idempotence, TLS cases with psql from a pod, bad input
 	eval "$$(tests/cluster/cluster env)" && $(BIN)/molecule test -s postgres
