@@ -80,7 +80,8 @@ start=$SECONDS
 log "installing dependencies (frozen lockfile)"
 (cd "$work/src" && yarn install --immutable) >&2
 
-if [ "${BACKSTAGE_APP_TYPECHECK:-0}" = 1 ]; then
+# About half a minute here; BACKSTAGE_APP_TYPECHECK=0 skips it.
+if [ "${BACKSTAGE_APP_TYPECHECK:-1}" = 1 ]; then
   log "type-checking"
   (cd "$work/src" && yarn tsc --noEmit) >&2
 fi
@@ -108,6 +109,9 @@ find "$backend/packages/backend/dist" -name '*.map' -type f -delete
 log "collecting the frontend"
 mkdir -p "$out.tmp/frontend"
 cp -r "$work/src/packages/app/dist" "$out.tmp/frontend/dist"
+# Source maps are four fifths of the build and no browser needs them; the
+# template for a server that renders index.html itself is not needed either.
+find "$out.tmp/frontend/dist" \( -name '*.map' -o -name index.html.tmpl \) -type f -delete
 install -m 0755 "$work/src/inject-runtime-config.sh" "$out.tmp/frontend/"
 
 python3 - "$out.tmp" "$node_version" "$((SECONDS - start))" <<'EOF'
@@ -139,5 +143,8 @@ EOF
 touch "$out.tmp/.complete"
 rm -rf "$out"
 mv "$out.tmp" "$out"
+# Keep the three newest builds.
+find "$root" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended -regex '.*/[0-9a-f]{16}' -printf '%T@ %p\n' |
+  sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -rf
 log "built in $((SECONDS - start))s"
 echo "$out"
