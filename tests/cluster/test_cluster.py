@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import HERE, Cluster, wait_until
+from testcluster import HERE, Cluster, wait_until
 
 WEB_PORT = 8080
 
