@@ -205,8 +205,9 @@ def test_a_rotation_killed_after_writing_the_secrets_is_finished_by_the_next_run
         time.sleep(3)
     else:
         pytest.fail(f"job {job} did not write both Secrets within 300 s")
-    kubectl("delete", "pod", "-l", f"batch.kubernetes.io/job-name={job}", "--grace-period=0", "--force")
-    kubectl("delete", "job", job, "--cascade=foreground", "--wait=true")
+    # Deleting the Job kills its pod (and no retry pod replaces it).
+    kubectl("delete", "job", job, "--cascade=foreground", "--wait=true", timeout=180)
+    assert not k8s("pods", "-l", f"batch.kubernetes.io/job-name={job}")["items"]
     half_done = state(k8s, certificates)
 
     # Half done: new certificates in the Secrets, not yet loaded by PostgreSQL or the backend.
