@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Availability of Backstage through the Ingress while something runs (a certificate rotation).
 
 Signs in as the guest user, then sends GET /api/catalog/entities every 100 ms (each with a short
 timeout) for as long as the command runs, and reports how many requests failed (no answer, or
 not a 200 with entities) and the longest gap between two successful answers.
 
-    bench/availability.py --url http://127.0.0.1:18080 --host backstage.localhost -- \
+    python3 bench/availability.py --url http://127.0.0.1:18080 --host backstage.localhost -- \
         ansible-playbook backstage.k8s.rotate -e cert_rotation_force=true
 
 Prints one JSON document; exits with the command's status. tests under molecule/rotation import
@@ -125,7 +124,7 @@ class Probe:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--url', required=True, help='the Ingress base URL, e.g. http://127.0.0.1:18080')
     parser.add_argument('--host', help='Host header of the Backstage Ingress rule')
     parser.add_argument('--interval', type=float, default=0.1)

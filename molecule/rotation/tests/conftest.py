@@ -74,7 +74,7 @@ def kubectl(cluster_env: dict[str, str], namespace: str) -> Kubectl:
     def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> str:
         result = subprocess.run(
             [cluster_env["TESTCLUSTER_KUBECTL"], "--kubeconfig", cluster_env["KUBECONFIG"], "-n", namespace, *args],
-            input=input, capture_output=True, text=True, timeout=timeout,
+            input=input, capture_output=True, text=True, timeout=timeout, check=False,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -159,7 +159,7 @@ def rotate(cluster_env: dict[str, str], namespace: str, artifacts: Path) -> Rota
             "-e", json.dumps({"backstage_k8s_kubeconfig": cluster_env["KUBECONFIG"], "cert_rotation_namespace": namespace}),
             *extra,
         ]
-        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800,
+        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800, check=False,
                                 env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
                                      "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH)})
         (artifacts / f"{log_name}.log").write_text(result.stdout + result.stderr)
