@@ -459,8 +459,9 @@ def test_runtime_config_injection_replaces_its_previous_value(
     assert html.index('id="backstage-runtime-config"') < html.index("</head>")
 
 
+@pytest.mark.parametrize("path", ["/catalog", "/"], ids=["catalog-page", "app-root"])
 def test_browser_signs_in_as_guest_and_lists_the_catalog(
-    frontend: Path, frontend_url: str, backend: str, guest_token: str, workdir: Path
+    frontend: Path, frontend_url: str, backend: str, guest_token: str, workdir: Path, path: str
 ) -> None:
     # The catalog holds the examples first (see test_catalog_lists_the_example_entities).
     deadline = time.monotonic() + CATALOG_TIMEOUT
@@ -470,5 +471,5 @@ def test_browser_signs_in_as_guest_and_lists_the_catalog(
         if "example-website" in body.decode():
             break
         time.sleep(2)
-    dom = rendered_dom(f"{frontend_url}/catalog", workdir)
+    dom = rendered_dom(f"{frontend_url}{path}", workdir)
     assert "example-website" in dom, dom[-3000:]

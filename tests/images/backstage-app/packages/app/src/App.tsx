@@ -1,6 +1,10 @@
+import { Navigate } from 'react-router-dom';
 import { ProxiedSignInPage } from '@backstage/core-components';
 import { createApp } from '@backstage/frontend-defaults';
-import { createFrontendModule } from '@backstage/frontend-plugin-api';
+import {
+  createFrontendModule,
+  PageBlueprint,
+} from '@backstage/frontend-plugin-api';
 import { SignInPageBlueprint } from '@backstage/plugin-app-react';
 import catalogPlugin from '@backstage/plugin-catalog/alpha';
 import orgPlugin from '@backstage/plugin-org/alpha';
@@ -15,10 +19,23 @@ const guestSignInPage = SignInPageBlueprint.make({
   },
 });
 
+// The app has no home page: its root opens the catalog.
+const rootPage = PageBlueprint.make({
+  name: 'root',
+  params: {
+    path: '/',
+    noHeader: true,
+    loader: async () => <Navigate to="/catalog" replace />,
+  },
+});
+
 export default createApp({
   features: [
     catalogPlugin,
     orgPlugin,
-    createFrontendModule({ pluginId: 'app', extensions: [guestSignInPage] }),
+    createFrontendModule({
+      pluginId: 'app',
+      extensions: [guestSignInPage, rootPage],
+    }),
   ],
 });
