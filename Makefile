@@ -16,7 +16,7 @@ COLLECTION_LINK = $(shell $(BIN)/python -c 'import ansible_collections, os; prin
 # Test tiers run by `make test`, in order.
 TEST_TIERS = lint sanity unit backstage-app-test
 
-.PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo
+.PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ image-import-test: venv  ## image_import against a real containerd (the test clu
 	tests/image_import/setup-host.sh
 	if tests/cluster/cluster status >/dev/null 2>&1; then eval "$$(tests/cluster/cluster env)"; fi; \
 	  $(BIN)/pytest tests/image_import -rs
+
+images-test: venv  ## Offline OCI images: build them all, run each confined as non-root with runc (and as restricted pods when the test cluster is up)
+	$(BIN)/pytest tests/images/test_images.py
 
 rotation-test: venv  ## Certificate rotation: postgres_server_certificate on a real PostgreSQL, then the rotation scenario on the test cluster
 	tests/rotation/setup-host.sh
