@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK = $(shell $(BIN)/python -c 'import ansible_collections, os; print(os.path.join(list(ansible_collections.__path__)[0], "backstage", "k8s"))' 2>/dev/null)
 
 # Test tiers run by `make test`, in order.
-TEST_TIERS = lint sanity unit backstage-app-test
+TEST_TIERS = lint sanity unit backstage-app-test image-import-test molecule-default
 
 .PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test
 
@@ -61,6 +61,7 @@ molecule-cluster: venv  ## End to end: site.yml on the test cluster, idempotence
 	$(BIN)/molecule test -s cluster
 
 molecule-default: venv  ## The laptop bootstrap (microk8s + image_import) for real; skips, saying why, without snap or brew+multipass
+	$(BIN)/pytest tests/microk8s -rs
 	$(BIN)/molecule test -s default
 
 image-import-test: venv  ## image_import against a real containerd (the test cluster's when it is up), no-op re-run included

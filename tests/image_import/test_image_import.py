@@ -6,11 +6,14 @@
 (``eval "$(tests/cluster/cluster env)"``), otherwise one started here from Debian's package.
 
 The image is an OCI archive built offline with umoci (tests/cluster/oci-image, busybox inside),
-with a label unique to the run so that its digest is new to the containerd.
+with a label unique to the run so that its digest is new to the containerd. The same image is
+loaded into podman (Debian's, rootful) to test streaming from a local image store, and pushed to
+a registry (Debian's docker-registry, on 127.0.0.1) to test the registry method.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -19,10 +22,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import socket
 import time
+import urllib.request
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
 import pytest
 
@@ -34,6 +39,20 @@ NAME = 'localhost/backstage-k8s-test/import-{0}:1.0'.format(RUN)
 NOOP_SECONDS = 30
 # The ansible-playbook of the virtualenv running the tests.
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / 'ansible-playbook')
+
+
+def _collections_path() -> str:
+    """A collections path holding only this checkout as backstage.k8s, so that a copy of the
+    collection installed elsewhere (Molecule's prerun puts one in ~/.ansible/collections) cannot
+    shadow the code under test; the other collections still come from the virtualenv."""
+    root = Path(tempfile.mkdtemp(prefix='bk8s-collections-'))
+    (root / 'ansible_collections' / 'backstage').mkdir(parents=True)
+    (root / 'ansible_collections' / 'backstage' / 'k8s').symlink_to(REPO)
+    atexit.register(shutil.rmtree, root, True)
+    return str(root)
+
+
+COLLECTIONS_PATH = _collections_path()
 
 
 class Run(NamedTuple):
@@ -108,9 +127,10 @@ def images(ctr_command: List[str]) -> Dict[str, str]:
     return {f[0]: f[2] for f in (line.split() for line in out.splitlines()[1:]) if len(f) >= 3}
 
 
-def play(ctr_command: List[str], name: str, archive: Path, *extra: str) -> Run:
-    variables = {'image_import_images': [{'name': name, 'archive': str(archive)}], 'image_import_ctr_command': ctr_command}
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+def play(ctr_command: List[str], name: str, archive: Optional[Path], *extra: str, **variables: Any) -> Run:
+    item = {'name': name, 'archive': str(archive)} if archive else {'name': name, 'source': variables.pop('source')}
+    variables.update(image_import_images=[item], image_import_ctr_command=ctr_command)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
     start = time.monotonic()
     done = subprocess.run([ANSIBLE_PLAYBOOK, str(PLAYBOOK), '-e', json.dumps(variables)] + list(extra),
                           capture_output=True, text=True, env=env, cwd=str(REPO), check=False)
@@ -198,3 +218,79 @@ def test_a_pod_starts_from_the_imported_image(first_import: Run) -> None:
         assert waited.returncode == 0, described
     finally:
         subprocess.run([kubectl, 'delete', 'pod', pod, '-n', 'default', '--wait=false'], capture_output=True, check=False)
+
+
+PODMAN_NAME = 'localhost/backstage-k8s-test/podman-{0}:1.0'.format(RUN)
+
+
+@pytest.fixture(scope='module')
+def podman_image(archives: Dict[str, Path]) -> Iterator[str]:
+    """The test image in podman's store under PODMAN_NAME; its image ID."""
+    assert shutil.which('podman'), 'podman is missing: run tests/image_import/setup-host.sh'
+    loaded = subprocess.run(['podman', 'load', '-q', '-i', str(archives['first'])], capture_output=True, text=True, check=True)
+    source = loaded.stdout.strip().split()[-1]
+    subprocess.run(['podman', 'tag', source, PODMAN_NAME], check=True, capture_output=True)
+    image_id = subprocess.run(['podman', 'image', 'inspect', '--format', '{{.Id}}', PODMAN_NAME],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    yield 'sha256:' + image_id
+    subprocess.run(['podman', 'rmi', '-f', PODMAN_NAME, source], capture_output=True, check=False)
+
+
+def config_digest_in_containerd(ctr_command: List[str], name: str) -> str:
+    manifest = subprocess.run(ctr_command + ['content', 'get', images(ctr_command)[name]],
+                              capture_output=True, check=True).stdout
+    return json.loads(manifest)['config']['digest']
+
+
+def test_a_podman_image_is_streamed_in_and_a_rerun_changes_nothing(ctr_command: List[str], podman_image: str) -> None:
+    run = play(ctr_command, PODMAN_NAME, None, source='podman')
+    assert run.returncode == 0 and run.changed == 1, run.output
+    # The image ID podman reports is the config digest of what containerd now has under the name.
+    assert config_digest_in_containerd(ctr_command, PODMAN_NAME) == podman_image
+    again = play(ctr_command, PODMAN_NAME, None, source='podman')
+    assert again.returncode == 0 and again.changed == 0, again.output
+    assert again.seconds < NOOP_SECONDS
+
+
+@pytest.fixture(scope='module')
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real registry (Debian's docker-registry) on 127.0.0.1; its host:port."""
+    assert shutil.which('docker-registry'), 'docker-registry is missing: run tests/image_import/setup-host.sh'
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    work = tmp_path_factory.mktemp('registry')
+    (work / 'config.yml').write_text(
+        'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {0}\nhttp:\n  addr: 127.0.0.1:{1}\n'.format(work / 'data', port))
+    log = open(work / 'registry.log', 'wb')
+    daemon = subprocess.Popen(['docker-registry', 'serve', str(work / 'config.yml')], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen('http://127.0.0.1:{0}/v2/'.format(port), timeout=2).read()
+                break
+            except OSError:
+                assert daemon.poll() is None and time.monotonic() < deadline, (work / 'registry.log').read_text()
+                time.sleep(0.2)
+        yield 'localhost:{0}'.format(port)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        log.close()
+
+
+def test_the_registry_method_pushes_once_and_the_registry_serves_the_same_image(
+        ctr_command: List[str], podman_image: str, registry: str) -> None:
+    run = play(ctr_command, PODMAN_NAME, None, source='podman', image_import_method='registry',
+               image_import_registry=registry)
+    assert run.returncode == 0 and run.changed == 1, run.output
+    path = PODMAN_NAME.split('/', 1)[1].rsplit(':', 1)[0]
+    request = urllib.request.Request('http://{0}/v2/{1}/manifests/1.0'.format(registry, path), headers={
+        'Accept': 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json'})
+    manifest = json.loads(urllib.request.urlopen(request, timeout=10).read())
+    assert manifest['config']['digest'] == podman_image
+    again = play(ctr_command, PODMAN_NAME, None, source='podman', image_import_method='registry',
+                 image_import_registry=registry)
+    assert again.returncode == 0 and again.changed == 0, again.output
+    subprocess.run(['podman', 'rmi', '-f', '{0}/{1}:1.0'.format(registry, path)], capture_output=True, check=False)

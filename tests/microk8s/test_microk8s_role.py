@@ -1,0 +1,71 @@
+# Copyright (c) backstage.k8s maintainers
+# Apache License 2.0 (see LICENSE)
+# SPDX-License-Identifier: Apache-2.0
+
+"""The microk8s role on a machine that cannot install microk8s: it must stop before changing
+anything and say what to do. (Where snap or Homebrew exist, molecule/default runs the role for real.)"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Tuple
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = Path(__file__).parent / 'play.yml'
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / 'ansible-playbook')
+
+
+def _collections_path() -> str:
+    """A collections path holding only this checkout as backstage.k8s, so that a copy of the
+    collection installed elsewhere (Molecule's prerun puts one in ~/.ansible/collections) cannot
+    shadow the code under test; the other collections still come from the virtualenv."""
+    root = Path(tempfile.mkdtemp(prefix='bk8s-collections-'))
+    (root / 'ansible_collections' / 'backstage').mkdir(parents=True)
+    (root / 'ansible_collections' / 'backstage' / 'k8s').symlink_to(REPO)
+    atexit.register(shutil.rmtree, root, True)
+    return str(root)
+
+
+COLLECTIONS_PATH = _collections_path()
+
+
+def play(*args: str) -> Tuple[int, str, int]:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_NOCOLOR='1')
+    done = subprocess.run([ANSIBLE_PLAYBOOK, str(PLAYBOOK), *args], capture_output=True, text=True, env=env,
+                          cwd=str(REPO), check=False)
+    recap = re.search(r'localhost\s*:.*changed=(\d+)', done.stdout)
+    assert recap, done.stdout + done.stderr
+    return done.returncode, done.stdout + done.stderr, int(recap.group(1))
+
+
+@pytest.mark.skipif(sys.platform != 'linux' or Path('/usr/bin/snap').exists(), reason='needs Linux without snap')
+@pytest.mark.parametrize('check', [False, True], ids=['run', 'check-mode'])
+def test_without_snap_the_role_stops_unchanged_and_says_what_to_do(check: bool, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / 'kubeconfig'
+    rc, output, changed = play('-e', 'microk8s_kubeconfig=' + str(kubeconfig), *(['--check'] if check else []))
+    assert rc != 0 and changed == 0
+    assert 'this machine has no snap command. Install snapd' in output
+    assert 'backstage_k8s_kubeconfig' in output
+    assert not kubeconfig.exists()
+
+
+@pytest.mark.skipif(shutil.which('brew') is not None, reason='Homebrew is installed here')
+def test_on_macos_without_homebrew_the_role_stops_unchanged_and_says_what_to_do() -> None:
+    rc, output, changed = play('-e', 'microk8s_platform=macos')
+    assert rc != 0 and changed == 0
+    assert 'On macOS microk8s is installed with Homebrew' in output
+
+
+def test_bad_variables_are_refused_before_anything_runs() -> None:
+    rc, output, changed = play('-e', 'microk8s_platform=windows')
+    assert rc != 0 and changed == 0
+    assert 'microk8s_platform' in output and 'windows' in output
