@@ -61,7 +61,8 @@ molecule-cluster: venv  ## End to end: site.yml on the test cluster, idempotence
 	$(BIN)/molecule test -s cluster
 
 molecule-default: venv  ## The laptop bootstrap (microk8s + image_import) for real; skips, saying why, without snap or brew+multipass
-	$(BIN)/pytest tests/microk8s -rs
+	if tests/cluster/cluster status >/dev/null 2>&1; then eval "$$(tests/cluster/cluster env)"; fi; \
+	  $(BIN)/pytest tests/microk8s -rs
 	$(BIN)/molecule test -s default
 
 image-import-test: venv  ## image_import against a real containerd (the test cluster's when it is up), no-op re-run included

@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: Apache-2.0
 
 """The microk8s role on a machine that cannot install microk8s: it must stop before changing
-anything and say what to do. (Where snap or Homebrew exist, molecule/default runs the role for real.)"""
+anything and say what to do. (Where snap or Homebrew exist, molecule/default runs the role for real.)
+Its readiness wait runs against the test cluster when it is up."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -38,9 +40,9 @@ def _collections_path() -> str:
 COLLECTIONS_PATH = _collections_path()
 
 
-def play(*args: str) -> Tuple[int, str, int]:
+def play(*args: str, playbook: Path = PLAYBOOK) -> Tuple[int, str, int]:
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_NOCOLOR='1')
-    done = subprocess.run([ANSIBLE_PLAYBOOK, str(PLAYBOOK), *args], capture_output=True, text=True, env=env,
+    done = subprocess.run([ANSIBLE_PLAYBOOK, str(playbook), *args], capture_output=True, text=True, env=env,
                           cwd=str(REPO), check=False)
     recap = re.search(r'localhost\s*:.*changed=(\d+)', done.stdout)
     assert recap, done.stdout + done.stderr
@@ -69,3 +71,41 @@ def test_bad_variables_are_refused_before_anything_runs() -> None:
     rc, output, changed = play('-e', 'microk8s_platform=windows')
     assert rc != 0 and changed == 0
     assert 'microk8s_platform' in output and 'windows' in output
+
+
+CLUSTER_UP = bool(os.environ.get('KUBECONFIG') and os.environ.get('TESTCLUSTER_API_URL'))
+# The test cluster's add-ons in the role's microk8s_addon_pods form.
+TEST_CLUSTER_ADDON_PODS = {
+    'dns': {'namespace': 'kube-system', 'label_selectors': ['k8s-app=kube-dns']},
+    'storage': {'namespace': 'local-path-storage', 'label_selectors': ['app=local-path-provisioner']},
+    'ingress': {'namespace': 'ingress', 'label_selectors': ['app.kubernetes.io/name=traefik']},
+    'nothing': {'namespace': 'kube-system', 'label_selectors': ['app=no-such-pod']},
+}
+
+
+def wait(addons: list, timeout: int) -> Tuple[int, str, int]:
+    variables = {
+        'microk8s_kubeconfig_path': os.environ.get('KUBECONFIG', ''),
+        'microk8s_kubeconfig_context': subprocess.run(
+            [os.environ.get('TESTCLUSTER_KUBECTL', 'kubectl'), 'config', 'current-context'],
+            capture_output=True, text=True, check=True).stdout.strip(),
+        'microk8s_addons': addons,
+        'microk8s_addon_pods': TEST_CLUSTER_ADDON_PODS,
+        'microk8s_wait_timeout': timeout,
+    }
+    return play('-e', json.dumps(variables), playbook=Path(__file__).parent / 'wait.yml')
+
+
+@pytest.mark.skipif(not CLUSTER_UP, reason='the test cluster is not up (eval "$(tests/cluster/cluster env)" after tests/cluster/cluster up)')
+def test_the_wait_ends_once_the_node_and_the_addon_pods_are_ready() -> None:
+    rc, output, changed = wait(['core/dns', 'storage', 'ingress', 'not-waited-for'], 60)
+    assert rc == 0, output
+    assert changed == 0
+    assert 'item=dns' in output and 'item=storage' in output and 'item=ingress' in output
+
+
+@pytest.mark.skipif(not CLUSTER_UP, reason='the test cluster is not up (eval "$(tests/cluster/cluster env)" after tests/cluster/cluster up)')
+def test_the_wait_fails_when_an_addon_has_no_ready_pod_in_time() -> None:
+    rc, output, changed = wait(['dns', 'nothing'], 10)
+    assert rc != 0
+    assert 'item=nothing' in output and 'FAILED - RETRYING' in output
