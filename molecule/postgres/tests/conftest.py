@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 NAMESPACE = os.environ.get("POSTGRES_SCENARIO_NAMESPACE", "bk8s-molecule-postgres")
 KUBECTL = os.environ.get("TESTCLUSTER_KUBECTL", "kubectl")
-REPO = Path(__file__).resolve().parents[3]
+CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
 CLIENT_POD = "tls-client"
 CASES_SECRET = "tls-client-cases"
 CERT_DIR = "/certs"
@@ -122,6 +123,63 @@ def make_client_cert(
         .sign(ca_key, hashes.SHA256())
     )
     return Material(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
+
+
+def make_leaf_like(
+    current_pem: bytes,
+    ca_cert: x509.Certificate,
+    ca_key: Any,
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+) -> Material:
+    """A certificate with the subject and extensions of current_pem, a new key and given dates."""
+    current = x509.load_pem_x509_certificate(current_pem)
+    key = _key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(current.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    skipped = {x509.AuthorityKeyIdentifier.oid, x509.SubjectKeyIdentifier.oid}
+    for extension in current.extensions:
+        if extension.oid not in skipped:
+            builder = builder.add_extension(extension.value, critical=extension.critical)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return Material(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
+
+
+def put_tls_secret(name: str, material: Material, ca_pem: bytes) -> None:
+    """Overwrite the certificate and key of a kubernetes.io/tls Secret, keeping its metadata."""
+    patch = {
+        "data": {
+            "tls.crt": base64.b64encode(material.certificate).decode(),
+            "tls.key": base64.b64encode(material.key).decode(),
+            "ca.crt": base64.b64encode(ca_pem).decode(),
+        }
+    }
+    kubectl("-n", NAMESPACE, "patch", "secret", name, "--type=merge", "-p", json.dumps(patch))
+
+
+def run_converge(extra_vars: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Run the scenario's converge playbook (both roles) with extra variables."""
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    all_vars = {"ansible_python_interpreter": sys.executable, **extra_vars}
+    return subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(CONVERGE), "-e", json.dumps(all_vars)],
+        capture_output=True, text=True, env=env, timeout=900, check=False,
+    )
+
+
+def pod_uid(name: str) -> str:
+    return kubectl("-n", NAMESPACE, "get", "pod", name, "-o", "jsonpath={.metadata.uid}").stdout
 
 
 @pytest.fixture(scope="session")

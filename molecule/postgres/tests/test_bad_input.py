@@ -7,18 +7,11 @@ any change would show there.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
-from conftest import kubectl_json
-
-CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
+from conftest import kubectl_json, run_converge
 
 
 class BadInput(NamedTuple):
@@ -68,14 +61,9 @@ def test_bad_input_fails_clearly_before_anything_changes(case: BadInput) -> None
         "postgres_namespace": case.namespace,
         # Never reached: the checks stop the run first.
         "postgres_image": "backstage-k8s/postgres:never-used",
-        "ansible_python_interpreter": sys.executable,
         **case.extra_vars,
     }
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    result = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(CONVERGE), "-e", json.dumps(extra_vars)],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
-    )
+    result = run_converge(extra_vars)
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"{case.id}: the playbook succeeded:\n{output}"
     # Ansible folds long messages; compare with whitespace collapsed.
