@@ -70,8 +70,8 @@ image-import-test: venv  ## image_import against a real containerd (the test clu
 	if tests/cluster/cluster status >/dev/null 2>&1; then eval "$$(tests/cluster/cluster env)"; fi; \
 	  $(BIN)/pytest tests/image_import -rs
 
-images-test: venv  ## Offline OCI images: build them all, run each confined as non-root with runc (and as restricted pods when the test cluster is up)
-	$(BIN)/pytest tests/images/test_images.py
+images-test: venv  ## Offline OCI images: build them all, run each confined as non-root with runc, and as restricted pods when the test cluster is up
+	$(BIN)/pytest tests/images/test_images.py tests/images/test_images_cluster.py -rs
 
 rotation-test: venv  ## Certificate rotation: postgres_server_certificate on a real PostgreSQL, then the rotation scenario on the test cluster
 	tests/rotation/setup-host.sh
