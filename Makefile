@@ -79,7 +79,10 @@ rotation-test: venv  ## Certificate rotation: postgres_server_certificate on a r
 	eval "$$(tests/cluster/cluster env)" && $(BIN)/molecule test -s rotation
 
 molecule-postgres: venv  ## pki + postgres roles on the test cluster: idempotence, TLS cases with psql from a pod, bad input
-	eval "$$(tests/cluster/cluster env)" && $(BIN)/molecule test -s postgres
+	@# The collection from this checkout (the venv's link), never a copy left in ~/.ansible/collections.
+	eval "$$(tests/cluster/cluster env)" && \
+	  ANSIBLE_COLLECTIONS_PATH="$$(dirname "$$(dirname "$$(dirname "$(COLLECTION_LINK)")")")" \
+	  $(BIN)/molecule test -s postgres
 
 demo: venv cluster-up  ## Backstage on the test cluster (no microk8s needed); prints the URL to open
 	$(BIN)/ansible-playbook tests/testcluster/demo.yml --skip-tags cert_rotation $(ANSIBLE_ARGS)
