@@ -268,9 +268,10 @@ def test_portal_catalog_page_lists_an_entity_in_chromium(public_url: str, artifa
 # --------------------------------------------------------------------------- refusals
 
 
-def test_a_client_certificate_for_another_user_is_refused_before_deploying(k8s_json) -> None:
+def test_a_client_certificate_for_another_user_is_refused_before_deploying(k8s_json, tmp_path: Path) -> None:
     before = k8s_json("deployment", "-l", BACKEND)["items"][0]["metadata"]["generation"]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_COLLECTIONS_PATH=str(tmp_path))
     env.setdefault("MOLECULE_PROJECT_DIRECTORY", str(REPO))
     result = subprocess.run(
         [str(Path(os.sys.executable).parent / "ansible-playbook"), str(SCENARIO_DIR / "converge.yml"),
