@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # mmdebstrap: Debian root filesystems; umoci: OCI layouts; runc: image smoke
-# tests without a cluster; gpg: mmdebstrap's signed-by check; python3: JSON.
-HOST_PACKAGES=(mmdebstrap umoci runc gpg debian-archive-keyring python3 ca-certificates)
+# tests without a cluster; gpg: mmdebstrap's signed-by check; python3: JSON;
+# util-linux (nsenter) and procps (ps): the runc tests.
+HOST_PACKAGES=(mmdebstrap umoci runc gpg debian-archive-keyring python3 ca-certificates util-linux procps)
 
 ensure_packages() {
     local missing=() pkg
