@@ -283,3 +283,46 @@ def test_a_client_certificate_for_another_user_is_refused_before_deploying(k8s_j
     assert "does not match the database user" in result.stdout, result.stdout[-3000:]
     after = k8s_json("deployment", "-l", BACKEND)["items"][0]["metadata"]["generation"]
     assert after == before
+
+
+# --------------------------------------------------------------------------- rotation (changes state: last)
+
+
+def test_a_rotated_client_certificate_rolls_the_backend_and_it_keeps_serving(
+    k8s_json, ingress_get: HttpGet, guest_token: str, tmp_path: Path, artifacts: Path
+) -> None:
+    def backend_pods() -> dict[str, str]:
+        return {p["metadata"]["name"]: p["metadata"]["creationTimestamp"]
+                for p in k8s_json("pods", "-l", BACKEND)["items"]}
+
+    secret_before = k8s_json("secret", "backstage-postgres-client-tls")["data"]["tls.crt"]
+    pods_before = backend_pods()
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_COLLECTIONS_PATH=str(tmp_path))
+    env.setdefault("MOLECULE_PROJECT_DIRECTORY", str(REPO))
+    playbook = subprocess.Popen(
+        [str(Path(os.sys.executable).parent / "ansible-playbook"), str(SCENARIO_DIR / "converge.yml"),
+         "--tags", "pki,backstage", "-e", "pki_force_rotation=true"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    # Ask the catalog through the Ingress all along the rolling restart.
+    statuses: list[int] = []
+    while playbook.poll() is None:
+        statuses.append(ingress_get("/api/catalog/entities?limit=1", token=guest_token).status)
+        time.sleep(0.5)
+    output = playbook.stdout.read() if playbook.stdout else ""
+    (artifacts / "rotation.log").write_text(output)
+    assert playbook.returncode == 0, output[-3000:]
+
+    assert k8s_json("secret", "backstage-postgres-client-tls")["data"]["tls.crt"] != secret_before
+    pods_after = backend_pods()
+    assert not set(pods_after) & set(pods_before), "every backend pod should have been replaced"
+    template = k8s_json("deployment", "-l", BACKEND)["items"][0]["spec"]["template"]
+    assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"]
+    # The new pods reach PostgreSQL with the new certificate.
+    response = ingress_get("/api/catalog/entities?filter=metadata.name=example-website", token=guest_token)
+    assert response.status == 200 and response.json()[0]["metadata"]["name"] == "example-website"
+    failures = [s for s in statuses if s != 200]
+    (artifacts / "rotation-availability.json").write_text(
+        json.dumps({"requests": len(statuses), "failures": len(failures), "statuses": sorted(set(statuses))}))
+    assert statuses and not failures, f"{len(failures)} of {len(statuses)} requests failed: {sorted(set(failures))}"
