@@ -85,7 +85,7 @@ molecule-postgres: venv  ## pki + postgres roles on the test cluster: idempotenc
 	  $(BIN)/molecule test -s postgres
 
 demo: venv cluster-up  ## Backstage on the test cluster (no microk8s needed); prints the URL to open
-	$(BIN)/ansible-playbook tests/testcluster/demo.yml --skip-tags cert_rotation $(ANSIBLE_ARGS)
+	$(BIN)/ansible-playbook tests/testcluster/demo.yml $(ANSIBLE_ARGS)
 
 constraints:  ## Re-pin constraints.txt from requirements.txt
 	rm -rf $(VENV).pin && $(PYTHON) -m venv $(VENV).pin

@@ -94,23 +94,33 @@ def test_network_policy_admits_only_backend_pods_to_postgres(k8s_json, scenario)
     policies = k8s_json("networkpolicy")["items"]
     pods = k8s_json("pods")["items"]
     postgres = [p for p in pods if selected({"app.kubernetes.io/name": "postgres"}, p["metadata"]["labels"])]
+    assert postgres
     guarding = [
         np for np in policies
         if all(selected(np["spec"]["podSelector"].get("matchLabels", {}), p["metadata"]["labels"]) for p in postgres)
     ]
-    assert len(guarding) == 1, "exactly one NetworkPolicy should select the PostgreSQL pods"
-    policy = guarding[0]["spec"]
-    assert policy["policyTypes"] == ["Ingress"]
-    (rule,) = policy["ingress"]
+    ours = [np for np in guarding if np["metadata"]["labels"].get("app.kubernetes.io/name") == "backstage"]
+    assert len(ours) == 1, "the backstage role's NetworkPolicy should select the PostgreSQL pods"
+    (rule,) = ours[0]["spec"]["ingress"]
+    assert ours[0]["spec"]["policyTypes"] == ["Ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 5432}]
-    allowed = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
+
+    def admitted(labels: dict[str, str], policies: list[dict[str, Any]]) -> bool:
+        return any(
+            selected(peer["podSelector"]["matchLabels"], labels)
+            for np in policies for rule in np["spec"]["ingress"] for peer in rule["from"]
+        )
+
     test_client = scenario["scenario_database_test_client_label"]
     for pod in pods:
         labels = pod["metadata"]["labels"]
-        admitted = any(selected(sel, labels) for sel in allowed)
+        component = labels.get("app.kubernetes.io/component")
         # The scenario's psql pods are let in on purpose (backstage_database_network_policy_extra_peers).
-        expected = labels.get("app.kubernetes.io/component") == "backend" or labels.get(test_client) == "true"
-        assert admitted == expected, f"{pod['metadata']['name']}: admitted={admitted}"
+        expected = component == "backend" or labels.get(test_client) == "true"
+        assert admitted(labels, ours) == expected, pod["metadata"]["name"]
+        if labels.get("app.kubernetes.io/name") in ("backstage", "postgres") and component != "backend":
+            # Not by any other policy either (policies add up).
+            assert not admitted(labels, guarding), pod["metadata"]["name"]
     assert any(p["metadata"]["labels"].get("app.kubernetes.io/component") == "backend" for p in pods)
 
 
