@@ -168,12 +168,12 @@ def put_tls_secret(name: str, material: Material, ca_pem: bytes) -> None:
     kubectl("-n", NAMESPACE, "patch", "secret", name, "--type=merge", "-p", json.dumps(patch))
 
 
-def run_converge(extra_vars: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """Run the scenario's converge playbook (both roles) with extra variables."""
+def run_converge(extra_vars: dict[str, Any], *options: str) -> subprocess.CompletedProcess[str]:
+    """Run the scenario's converge playbook (both roles) with extra variables and options."""
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     all_vars = {"ansible_python_interpreter": sys.executable, **extra_vars}
     return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(CONVERGE), "-e", json.dumps(all_vars)],
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", *options, str(CONVERGE), "-e", json.dumps(all_vars)],
         capture_output=True, text=True, env=env, timeout=900, check=False,
     )
 
