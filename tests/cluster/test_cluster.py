@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import urllib.error
@@ -85,7 +86,7 @@ def test_the_node_is_ready_and_runs_the_built_kubernetes(cluster: Cluster) -> No
     assert ready == "True"
     version = json.loads(cluster.kubectl("version", "-o", "json").stdout)
     kube_mod = (HERE / "go" / "kube" / "go.mod").read_text()
-    pinned = next(line.split()[-1] for line in kube_mod.splitlines() if line.startswith("require k8s.io/kubernetes"))
+    pinned = re.search(r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\S+)", kube_mod, re.MULTILINE)[1]
     assert node["status"]["nodeInfo"]["kubeletVersion"] == pinned
     assert version["serverVersion"]["gitVersion"] == pinned
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
