@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Copy named collections out of PyPI's ``ansible`` wheel into a collections path.
 
     extract-collections.py ANSIBLE_WHEEL DEST_COLLECTIONS_PATH COLLECTIONS_TXT

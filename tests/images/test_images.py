@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -75,7 +76,7 @@ class Image:
 @pytest.fixture(scope="session")
 def images() -> dict[str, Image]:
     """Build (or reuse) every image: `tests/images/build all`."""
-    result = subprocess.run([str(BUILD), "all"], capture_output=True, text=True, timeout=3600)
+    result = subprocess.run([str(BUILD), "all"], capture_output=True, text=True, timeout=3600, check=False)
     assert result.returncode == 0, f"tests/images/build all failed:\n{result.stderr[-5000:]}"
     built: dict[str, Image] = {}
     for line in result.stdout.splitlines():
@@ -109,7 +110,7 @@ class Container:
     log: Path
 
     def state(self) -> dict[str, Any]:
-        out = subprocess.run(["runc", "state", self.id], capture_output=True, text=True)
+        out = subprocess.run(["runc", "state", self.id], capture_output=True, text=True, check=False)
         return json.loads(out.stdout) if out.returncode == 0 else {"status": "gone"}
 
     @property
@@ -124,15 +125,15 @@ class Container:
 
     def exec(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["runc", "exec", self.id, *args], capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
 
     def in_netns(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run a host command in the container's network namespace."""
         return subprocess.run(["nsenter", f"--net=/proc/{self.pid}/ns/net", *args],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, check=False)
 
     def remove(self) -> None:
-        subprocess.run(["runc", "delete", "--force", self.id], capture_output=True)
+        subprocess.run(["runc", "delete", "--force", self.id], capture_output=True, check=False)
 
 
 @dataclass
@@ -192,7 +193,7 @@ class Bundle:
         log = self.path.parent / f"{cid}.log"
         with log.open("wb") as out:
             result = subprocess.run(["runc", "run", "--detach", "--bundle", str(self.path), cid],
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=60)
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=60, check=False)
         container = Container(cid, self.path, log)
         self.containers.append(container)
         assert result.returncode == 0, f"runc run {self.image.name} failed:\n{container.logs()}"
@@ -514,7 +515,7 @@ def test_frontend_serves_index_html_uncached_with_runtime_config(frontend: Conta
 def test_frontend_serves_hashed_assets_as_immutable(frontend: Container,
                                                     unpack: Callable[[str], Bundle]) -> None:
     index = http_in(frontend, "/index.html")["/index.html"]["body"]
-    import re
+
     scripts = re.findall(r'src="(/static/[^"]+\.js)"', index)
     assert scripts, index[:2000]
     pages = http_in(frontend, scripts[0], "/static/no-such-file.js")
@@ -528,7 +529,7 @@ def test_frontend_serves_hashed_assets_as_immutable(frontend: Container,
 def test_frontend_runs_as_nginx_user_with_a_read_only_root(frontend: Container) -> None:
     # nginx's master and workers: every process of the container is uid 101.
     procs = subprocess.run(["ps", "-o", "uid=", "--ppid", str(frontend.pid), "-p", str(frontend.pid)],
-                           capture_output=True, text=True).stdout.split()
+                           capture_output=True, text=True, check=False).stdout.split()
     assert procs and set(procs) == {"101"}, procs
 
 
@@ -561,4 +562,4 @@ def test_rotation_runner_runs_the_collections_modules_offline(
     assert '"subject"' in out and "images test CA" in out, out
     assert "Failed to import the required Python library" not in out, out
     assert "couldn't resolve module" not in out.lower(), out
-    assert "FAILED" in out and ("kubeconfig" in out.lower() or "configuration" in out.lower()), k8s
+    assert "FAILED" in out and ("kubeconfig" in out.lower() or "configuration" in out.lower()), out

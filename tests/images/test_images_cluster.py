@@ -10,6 +10,7 @@ the names they carry are the ones the pods ask for.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -23,11 +24,12 @@ sys.path.insert(0, str(HERE.parent / "cluster"))
 
 from testcluster import Cluster, cluster_env, wait_until  # noqa: E402
 
-from test_images import PG_HBA, Image, images, make_pki  # noqa: E402,F401
+# images: the session fixture that builds every image, shared with test_images.
+from test_images import PG_HBA, Image, images, make_pki  # noqa: E402,F401  pylint: disable=unused-import
 
 pytestmark = pytest.mark.skipif(
     subprocess.run([str(HERE.parent / "cluster" / "cluster"), "status"],
-                   capture_output=True).returncode != 0,
+                   capture_output=True, check=False).returncode != 0,
     reason="the test cluster is not up (tests/cluster/cluster up)")
 
 RESTRICTED_CONTAINER = {
@@ -233,9 +235,9 @@ def test_frontend_pod_serves_index_and_hashed_assets_with_their_cache_headers(
     headers, body = fetch(cluster, namespace, client, "http://frontend:8080/catalog")
     assert "200 OK" in headers and "Cache-Control: no-cache" in headers, headers
     assert "https://backstage.images.test" in body and 'type="backstage.io/config"' in body
-    import re
+
     asset = re.findall(r'src="(/static/[^"]+\.js)"', body)[0]
-    headers, _ = fetch(cluster, namespace, client, f"http://frontend:8080{asset}")
+    headers, _body = fetch(cluster, namespace, client, f"http://frontend:8080{asset}")
     assert "200 OK" in headers, headers
     assert "Cache-Control: public, max-age=31536000, immutable" in headers, headers
 

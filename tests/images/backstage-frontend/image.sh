@@ -5,11 +5,14 @@ IMAGE_REPO=backstage-k8s/backstage-frontend
 IMAGE_TAG_PREFIX=nginx1.22
 IMAGE_TITLE="Backstage frontend (nginx)"
 IMAGE_DESCRIPTION="Static Backstage frontend served by Debian's nginx, runtime app-config injected at start"
-BASE_VARIANT=essential
-BASE_PACKAGES=(nginx)
+# Extracted, not installed: no maintainer scripts, no dpkg, no bash, no
+# perl; only nginx and what the entrypoint uses (dash, coreutils, sed, grep,
+# mawk) with their libraries.
+BASE_VARIANT=extract
+BASE_PACKAGES=(nginx dash coreutils sed grep mawk base-files netbase)
 IMAGE_USER=101:101
 # A shell is needed here: the entrypoint writes the runtime config into a
-# copy of index.html before nginx starts (dash, /bin/sh; bash is removed).
+# copy of index.html before nginx starts (dash as /bin/sh; no bash).
 IMAGE_ENTRYPOINT=(/usr/local/bin/frontend-entrypoint.sh)
 IMAGE_CMD=(nginx -g "daemon off;")
 IMAGE_ENV=(
@@ -32,6 +35,24 @@ image_inputs() {
 
 image_assemble() {
     local rootfs=$1
+    # What maintainer scripts would have made: /bin/sh, awk, the users.
+    ln -sf dash "$rootfs/bin/sh"
+    ln -sf mawk "$rootfs/usr/bin/awk"
+    cat >"$rootfs/etc/passwd" <<'PASSWD'
+root:x:0:0:root:/root:/usr/sbin/nologin
+nginx:x:101:101:nginx user:/nonexistent:/usr/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
+PASSWD
+    cat >"$rootfs/etc/group" <<'GROUP'
+root:x:0:
+nginx:x:101:
+nogroup:x:65534:
+GROUP
+    printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
+    # Debian's default site and the directories it owns for www-data.
+    rm -rf "$rootfs/etc/nginx/sites-enabled" "$rootfs/etc/nginx/sites-available" \
+        "$rootfs/etc/nginx/conf.d" "$rootfs/etc/nginx/modules-enabled" "$rootfs/var/www/html" \
+        "$rootfs/var/lib/dpkg"
     mkdir -p "$rootfs/srv/backstage-frontend" "$rootfs/etc/backstage"
     cp -a "$APP_DIR/frontend/dist" "$rootfs/srv/backstage-frontend/dist"
     install -m 0755 "$APP_DIR/frontend/inject-runtime-config.sh" \

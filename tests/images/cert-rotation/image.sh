@@ -87,9 +87,11 @@ image_assemble() {
     mkdir -p "$rootfs$site"
     python3 -m pip install --quiet --no-deps --no-index --no-compile \
         --target "$rootfs$site" "$WHEELS"/runner/*.whl >&2
-    # As the Dockerfile: no console scripts (wrappers below), no test harness.
+    # As the Dockerfile: the packages' console scripts (ansible-playbook, ...)
+    # in /usr/local/bin, for the image's own python3; no test harness.
+    sed -i '1s|^#!.*|#!/usr/bin/python3|' "$rootfs$site"/bin/*
+    mv "$rootfs$site"/bin/* "$rootfs/usr/local/bin/"
     rm -rf "$rootfs$site/bin" "$rootfs$site/ansible_test"
-    install -m 0755 "$PRODUCT_DIR"/bin/* "$rootfs/usr/local/bin/"
     python3 "$PRODUCT_DIR/extract-collections.py" "$WHEELS"/ansible/ansible-*.whl \
         "$rootfs/usr/share/ansible/collections" "$PRODUCT_DIR/collections.txt"
     mkdir -p "$rootfs$COLLECTION_DIR/backstage/k8s"
