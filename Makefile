@@ -16,7 +16,7 @@ COLLECTION_LINK = $(shell $(BIN)/python -c 'import ansible_collections, os; prin
 # Test tiers run by `make test`, in order.
 TEST_TIERS = lint sanity unit backstage-app-test image-import-test molecule-default images-test
 
-.PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test
+.PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -54,8 +54,13 @@ cluster-up:  ## Start the test cluster (a real Kubernetes built from source into
 cluster-down:  ## Stop the test cluster; its state stays for the next cluster-up
 	tests/cluster/cluster down
 
-cluster-test: venv cluster-up  ## Acceptance tests of the test cluster
-	$(BIN)/pytest tests/cluster
+cluster-test: venv cluster-up  ## Acceptance tests of the test cluster (does not disturb its users)
+	$(BIN)/pytest tests/cluster --ignore=tests/cluster/test_lifecycle.py
+
+cluster-lifecycle-test: venv  ## down/up/crash tests, on a second cluster instance (TESTCLUSTER_INSTANCE=1)
+	TESTCLUSTER_INSTANCE=1 tests/cluster/cluster up
+	TESTCLUSTER_INSTANCE=1 $(BIN)/pytest tests/cluster/test_lifecycle.py; rc=$$?; \
+	  TESTCLUSTER_INSTANCE=1 tests/cluster/cluster destroy; exit $$rc
 
 molecule-cluster: venv  ## End to end: site.yml on the test cluster, idempotence, checks through the Ingress and in Chromium
 	$(BIN)/molecule test -s cluster
