@@ -563,3 +563,34 @@ def test_rotation_runner_runs_the_collections_modules_offline(
     assert "Failed to import the required Python library" not in out, out
     assert "couldn't resolve module" not in out.lower(), out
     assert "FAILED" in out and ("kubeconfig" in out.lower() or "configuration" in out.lower()), out
+
+
+# --------------------------------------------------------------------------- cache keys
+
+
+def build(*args: str, env: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    result = subprocess.run([str(BUILD), *args], capture_output=True, text=True, timeout=1800,
+                            env={**os.environ, **(env or {})}, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [tuple(line.split()) for line in result.stdout.splitlines()]
+
+
+def test_an_unchanged_image_is_reused_and_a_changed_input_makes_a_new_one(
+        images: dict[str, Image], tmp_path: Path) -> None:
+    frontend = images["backstage-frontend"]
+    again = build("backstage-frontend")
+    assert again == [(str(frontend.archive), frontend.reference)]
+    assert re.fullmatch(r"backstage-k8s/backstage-frontend:nginx[0-9.]+-[0-9a-f]{8}", frontend.reference)
+
+    # The same app with one more file in its frontend: a new key, tag and archive.
+    app = Path(subprocess.run([str(HERE / "backstage-app" / "build.sh")], capture_output=True,
+                              text=True, check=True).stdout.split()[-1])
+    changed = tmp_path / "app"
+    changed.mkdir()
+    (changed / "backend").symlink_to(app / "backend")
+    shutil.copytree(app / "frontend", changed / "frontend")
+    (changed / "frontend" / "dist" / "robots.txt").write_text("User-agent: *\nDisallow: /\n")
+    [(archive, reference)] = build("backstage-frontend", env={"BACKSTAGE_K8S_APP_DIR": str(changed)})
+    assert archive != str(frontend.archive) and reference != frontend.reference
+    assert Path(archive).is_file()
+    assert build("backstage-frontend") == [(str(frontend.archive), frontend.reference)]
