@@ -1,8 +1,9 @@
 """Availability of Backstage through the Ingress while something runs (a certificate rotation).
 
-Signs in as the guest user, then sends GET /api/catalog/entities every 100 ms (each with a short
-timeout) for as long as the command runs, and reports how many requests failed (no answer, or
-not a 200 with entities) and the longest gap between two successful answers.
+Signs in as the guest user, then sends GET /api/catalog/entities every 100 ms (each with a 5 s
+timeout) for as long as the command runs, and reports how many requests failed (no answer within
+the timeout, a broken connection, or not a 200 with a list of entities), by kind, and the longest
+gap between two successful answers.
 
     python3 bench/availability.py --url http://127.0.0.1:18080 --host backstage.localhost -- \
         ansible-playbook backstage.k8s.rotate -e cert_rotation_force=true
@@ -62,10 +63,11 @@ class Probe:
     base_url: str
     host: Optional[str] = None
     interval: float = 0.1
-    timeout: float = 2.0
+    timeout: float = 5.0
     token: Optional[str] = None
     requests: int = 0
     failures: list = field(default_factory=list)
+    kinds: dict = field(default_factory=dict)
     longest_gap: float = 0.0
     started: float = 0.0
     stopped: float = 0.0
@@ -82,6 +84,8 @@ class Probe:
             what = 'HTTP {0}'.format(status)
         except (OSError, ValueError) as exc:
             what = type(exc).__name__ + ': ' + str(exc)[:120]
+        if not ok:
+            self.kinds[what.split(':')[0]] = self.kinds.get(what.split(':')[0], 0) + 1
         answered = time.monotonic()
         self.requests += 1
         if ok:
@@ -119,6 +123,7 @@ class Probe:
             'requests': self.requests,
             'failed': len(self.failures),
             'longest_gap_s': round(self.longest_gap, 2),
+            'failures_by_kind': dict(sorted(self.kinds.items())),
             'first_failures': self.failures[:10],
         }
 

@@ -226,3 +226,34 @@ def test_a_rotation_killed_after_writing_the_secrets_is_finished_by_the_next_run
     backend_ready(k8s)
     backend_connections_use(certificates, k8s, after["client_serial"])
     catalog_serves(probe_factory)
+
+
+def test_restart_mode_restarts_postgres_and_the_backend_and_both_come_back_ready(
+        rotate: Rotate, k8s: Callable[..., Any], certificates: Certificates,
+        probe_factory: Callable[[], Any], artifacts: Path) -> None:
+    before = state(k8s, certificates)
+    probe = probe_factory().start()
+    try:
+        rotate("-e", json.dumps({"cert_rotation_force": True,
+                                 "cert_rotation_job_extra_vars": {"cert_rotation_postgres_mode": "restart"}}),
+               log_name="restart-mode-run")
+    finally:
+        availability = probe.stop()
+    (artifacts / "availability-restart.json").write_text(json.dumps(availability, indent=2))
+    after = state(k8s, certificates)
+
+    assert after["server_serial"] != before["server_serial"]
+    assert after["client_serial"] != before["client_serial"]
+    # PostgreSQL was restarted (a new pod) and presents the new certificate.
+    assert after["postgres_pod"] != before["postgres_pod"]
+    assert after["postgres_generation"] > before["postgres_generation"]
+    postgres = k8s("statefulset", "postgres")["status"]
+    assert postgres.get("readyReplicas") == 1 and postgres.get("currentRevision") == postgres.get("updateRevision")
+    assert certificates.presented_serial() == after["server_serial"]
+    # The backend was rolled and serves the catalog with the new client certificate.
+    assert not set(after["backend_pods"]) & set(before["backend_pods"])
+    backend_ready(k8s)
+    backend_connections_use(certificates, k8s, after["client_serial"])
+    catalog_serves(probe_factory)
+    # A restart of PostgreSQL is an outage for the backend's queries: measured, not hidden.
+    assert availability["requests"] > 50, availability
