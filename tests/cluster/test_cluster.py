@@ -94,7 +94,7 @@ def test_the_node_is_ready_and_runs_the_built_kubernetes(cluster: Cluster) -> No
 
 def test_a_deployment_of_an_image_imported_from_an_oci_archive_becomes_ready(
         cluster: Cluster, web: tuple[str, str]) -> None:
-    namespace, _ = web
+    namespace = web[0]
     deployment = cluster.get("deployment", "web", "-n", namespace)
     assert deployment["status"].get("readyReplicas") == 1
 

@@ -22,7 +22,7 @@ DAEMONS = {"etcd", "kube", "kubelet", "containerd", "socat"}
 
 
 def cluster_cmd(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CLUSTER), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(CLUSTER), *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def leftovers(cluster: Cluster) -> dict[str, Any]:
@@ -45,11 +45,11 @@ def leftovers(cluster: Cluster) -> dict[str, Any]:
             processes.append(cmdline)
     mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
               if line.split()[4].startswith((state, run))]
-    netns_list = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    link = subprocess.run(["ip", "link", "show", link], capture_output=True, text=True).returncode == 0
-    rules = [rule for rule in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout.splitlines()
+    netns_list = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    link_present = subprocess.run(["ip", "link", "show", link], capture_output=True, check=False).returncode == 0
+    rules = [rule for rule in subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout.splitlines()
              if "KUBE-" in rule or "CNI-" in rule]
-    return {"processes": processes, "mounts": mounts, "netns": netns in netns_list.split(), "host link": link,
+    return {"processes": processes, "mounts": mounts, "netns": netns in netns_list.split(), "host link": link_present,
             "host iptables rules": rules}
 
 
