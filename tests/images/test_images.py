@@ -531,6 +531,8 @@ def test_frontend_runs_as_nginx_user_with_a_read_only_root(frontend: Container) 
     procs = subprocess.run(["ps", "-o", "uid=", "--ppid", str(frontend.pid), "-p", str(frontend.pid)],
                            capture_output=True, text=True, check=False).stdout.split()
     assert procs and set(procs) == {"101"}, procs
+    # Nothing it could not open or write as that user.
+    assert "[alert]" not in frontend.logs() and "[emerg]" not in frontend.logs(), frontend.logs()
 
 
 # --------------------------------------------------------------------------- cert-rotation

@@ -14,7 +14,9 @@ IMAGE_USER=101:101
 # A shell is needed here: the entrypoint writes the runtime config into a
 # copy of index.html before nginx starts (dash as /bin/sh; no bash).
 IMAGE_ENTRYPOINT=(/usr/local/bin/frontend-entrypoint.sh)
-IMAGE_CMD=(nginx -g "daemon off;")
+# -e stderr: nginx opens its error log before reading nginx.conf; the
+# compiled-in /var/log/nginx/error.log is not writable by uid 101.
+IMAGE_CMD=(nginx -e stderr -g "daemon off;")
 IMAGE_ENV=(
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     FRONTEND_DIST=/srv/backstage-frontend/dist
