@@ -7,14 +7,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${BACKSTAGE_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/backstage-k8s}
 
 missing=()
-for pkg in chromium fonts-dejavu-core nodejs npm; do
+packages=(chromium fonts-dejavu-core)
+# Node 20 may come from elsewhere than Debian (bookworm's is 18): Debian's only when there is none.
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
 done
-# Node may come from elsewhere than Debian; only install Debian's when there is none.
-if command -v node >/dev/null && command -v npm >/dev/null; then
-    missing=("${missing[@]/nodejs/}"); missing=("${missing[@]/npm/}")
-fi
-read -r -a missing <<<"${missing[*]}"
 if [ "${#missing[@]}" -gt 0 ]; then
     sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     echo "browser: installing ${missing[*]}" >&2

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -284,7 +285,7 @@ def test_a_client_certificate_for_another_user_is_refused_before_deploying(k8s_j
                ANSIBLE_COLLECTIONS_PATH=str(tmp_path))
     env.setdefault("MOLECULE_PROJECT_DIRECTORY", str(REPO))
     result = subprocess.run(
-        [str(Path(os.sys.executable).parent / "ansible-playbook"), str(SCENARIO_DIR / "converge.yml"),
+        [str(Path(sys.executable).parent / "ansible-playbook"), str(SCENARIO_DIR / "converge.yml"),
          "--tags", "backstage", "-e", "backstage_database_user=backstage"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
@@ -311,7 +312,7 @@ def test_a_rotated_client_certificate_rolls_the_backend_and_it_keeps_serving(
                ANSIBLE_COLLECTIONS_PATH=str(tmp_path))
     env.setdefault("MOLECULE_PROJECT_DIRECTORY", str(REPO))
     playbook = subprocess.Popen(
-        [str(Path(os.sys.executable).parent / "ansible-playbook"), str(SCENARIO_DIR / "converge.yml"),
+        [str(Path(sys.executable).parent / "ansible-playbook"), str(SCENARIO_DIR / "converge.yml"),
          "--tags", "pki,backstage", "-e", "pki_force_rotation=true"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
