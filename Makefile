@@ -90,7 +90,9 @@ molecule-postgres: venv  ## pki + postgres roles on the test cluster: idempotenc
 	  $(BIN)/molecule test -s postgres
 
 demo: venv cluster-up  ## Backstage on the test cluster (no microk8s needed); prints the URL to open
-	$(BIN)/ansible-playbook tests/testcluster/demo.yml $(ANSIBLE_ARGS)
+	@# The collection from this checkout (the venv's link), never a copy left in ~/.ansible/collections.
+	ANSIBLE_COLLECTIONS_PATH="$$(dirname "$$(dirname "$$(dirname "$(COLLECTION_LINK)")")")" \
+	  $(BIN)/ansible-playbook tests/testcluster/demo.yml $(ANSIBLE_ARGS)
 
 constraints:  ## Re-pin constraints.txt from requirements.txt
 	rm -rf $(VENV).pin && $(PYTHON) -m venv $(VENV).pin
