@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK = $(shell $(BIN)/python -c 'import ansible_collections, os; print(os.path.join(list(ansible_collections.__path__)[0], "backstage", "k8s"))' 2>/dev/null)
 
 # Test tiers run by `make test`, in order.
-TEST_TIERS = lint sanity unit backstage-app-test image-import-test molecule-default images-test cluster-test cluster-lifecycle-test molecule-postgres
+TEST_TIERS = lint sanity unit backstage-app-test image-import-test molecule-default images-test cluster-test cluster-lifecycle-test molecule-postgres molecule-cluster
 
 .PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test
 
