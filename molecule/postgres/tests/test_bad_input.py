@@ -1,8 +1,8 @@
 """Bad input stops the playbook with a message that says what to do, before the cluster changes.
 
 Each case runs the scenario's converge playbook (both roles, their checks first) in a namespace
-of its own, and then checks that no namespace was created: the roles create theirs first, so
-any change would show there.
+of its own that does not exist, and then checks that it still does not: the roles create their
+namespace before anything else, so any change would show there.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def namespaces() -> set[str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_fails_clearly_before_anything_changes(case: BadInput) -> None:
-    before = namespaces()
+    assert case.namespace not in namespaces()
     extra_vars = {
         "pki_namespace": case.namespace,
         "postgres_namespace": case.namespace,
@@ -68,6 +68,6 @@ def test_bad_input_fails_clearly_before_anything_changes(case: BadInput) -> None
     assert result.returncode != 0, f"{case.id}: the playbook succeeded:\n{output}"
     # Ansible folds long messages; compare with whitespace collapsed.
     assert case.message in " ".join(output.split()), f"{case.id}: no clear message:\n{output}"
-    after = namespaces()
-    assert after == before, f"{case.id}: namespaces changed: {sorted(after ^ before)}"
-    assert case.namespace not in after
+    # The roles create their namespace before anything else; other tests may be making
+    # namespaces of their own on the shared cluster meanwhile, so look only at this one.
+    assert case.namespace not in namespaces(), f"{case.id}: the namespace was created"

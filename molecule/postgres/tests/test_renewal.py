@@ -41,7 +41,8 @@ def _install_server_certificate_aged(days: int, scenario_ca: tuple[x509.Certific
 
 
 def _converge(postgres_image: str) -> str:
-    result = run_converge({"postgres_image": postgres_image})
+    # Verbose, so that a key a task forgot to hide would show.
+    result = run_converge({"postgres_image": postgres_image}, "-v")
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -73,6 +74,7 @@ def test_a_server_certificate_older_than_renew_after_is_renewed_and_postgres_res
     assert age < datetime.timedelta(hours=1)
     assert certificate.not_valid_after_utc - certificate.not_valid_before_utc == datetime.timedelta(days=TTL_DAYS)
     assert "it is older than pki_leaf_renew_after_days" in output
+    assert "PRIVATE KEY" not in output, "a private key appeared in the output"
     wait_statefulset_ready()
     assert pod_uid(f"{STATEFULSET}-0") != uid_before, "PostgreSQL was not restarted on its new certificate"
     result = psql(host, client_pod, conninfo(), "SELECT 1")
