@@ -14,7 +14,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK = $(shell $(BIN)/python -c 'import ansible_collections, os; print(os.path.join(list(ansible_collections.__path__)[0], "backstage", "k8s"))' 2>/dev/null)
 
 # Test tiers run by `make test`, in order.
-TEST_TIERS = lint sanity unit backstage-app-test image-import-test molecule-default images-test cluster-test cluster-lifecycle-test molecule-postgres molecule-cluster
+# The cluster comes up early (cluster-test) so that every later tier runs against it.
+TEST_TIERS = lint sanity unit backstage-app-test cluster-test images-test image-import-test molecule-default molecule-postgres molecule-cluster cluster-lifecycle-test
 
 .PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test
 
@@ -65,17 +66,17 @@ cluster-lifecycle-test: venv  ## down/up/crash tests, on a second cluster instan
 molecule-cluster: venv  ## End to end: site.yml on the test cluster, idempotence, checks through the Ingress and in Chromium
 	$(BIN)/molecule test -s cluster
 
-molecule-default: venv  ## The laptop bootstrap (microk8s + image_import) for real; skips, saying why, without snap or brew+multipass
+molecule-default: venv cluster-up  ## The laptop bootstrap (microk8s + image_import) for real; skips, saying why, without snap or brew+multipass
 	if tests/cluster/cluster status >/dev/null 2>&1; then eval "$$(tests/cluster/cluster env)"; fi; \
 	  $(BIN)/pytest tests/microk8s -rs
 	$(BIN)/molecule test -s default
 
-image-import-test: venv  ## image_import against a real containerd (the test cluster's when it is up), no-op re-run included
+image-import-test: venv cluster-up  ## image_import against a real containerd (the test cluster's when it is up), no-op re-run included
 	tests/image_import/setup-host.sh
 	if tests/cluster/cluster status >/dev/null 2>&1; then eval "$$(tests/cluster/cluster env)"; fi; \
 	  $(BIN)/pytest tests/image_import -rs
 
-images-test: venv  ## Offline OCI images: build them all, run each confined as non-root with runc, and as restricted pods when the test cluster is up
+images-test: venv cluster-up  ## Offline OCI images: build them all, run each confined as non-root with runc, and as restricted pods when the test cluster is up
 	$(BIN)/pytest tests/images/test_images.py tests/images/test_images_cluster.py -rs
 
 rotation-test: venv  ## Certificate rotation: postgres_server_certificate on a real PostgreSQL, then the rotation scenario on the test cluster

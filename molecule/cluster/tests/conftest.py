@@ -54,7 +54,7 @@ def kubectl(cluster_env: dict[str, str]) -> Kubectl:
     def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> str:
         result = subprocess.run(
             [cluster_env["TESTCLUSTER_KUBECTL"], "--kubeconfig", cluster_env["KUBECONFIG"], *args],
-            input=input, capture_output=True, text=True, timeout=timeout,
+            input=input, capture_output=True, text=True, timeout=timeout, check=False,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
