@@ -303,8 +303,10 @@ def test_a_rotated_client_certificate_rolls_the_backend_and_it_keeps_serving(
     k8s_json, ingress_get: HttpGet, guest_token: str, tmp_path: Path, artifacts: Path
 ) -> None:
     def backend_pods() -> dict[str, str]:
+        # Pods on their way out (serving out their preStop delay) are not the backend any more.
         return {p["metadata"]["name"]: p["metadata"]["creationTimestamp"]
-                for p in k8s_json("pods", "-l", BACKEND)["items"]}
+                for p in k8s_json("pods", "-l", BACKEND)["items"]
+                if not p["metadata"].get("deletionTimestamp")}
 
     secret_before = k8s_json("secret", "backstage-postgres-client-tls")["data"]["tls.crt"]
     pods_before = backend_pods()
