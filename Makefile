@@ -11,7 +11,11 @@ BIN := $(VENV)/bin
 export BACKSTAGE_K8S_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/backstage-k8s
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-COLLECTION_LINK = $(shell $(BIN)/python -c 'import ansible_collections, os; print(os.path.join(list(ansible_collections.__path__)[0], "backstage", "k8s"))' 2>/dev/null)
+SITE_PACKAGES = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
+COLLECTION_LINK = $(SITE_PACKAGES)/ansible_collections/backstage/k8s
+# Ansible finds backstage.k8s through the virtualenv's link to this checkout (and kubernetes.core,
+# community.crypto beside it), never through a copy installed in ~/.ansible/collections.
+export ANSIBLE_COLLECTIONS_PATH = $(SITE_PACKAGES)
 
 # Test tiers run by `make test`, in order.
 # The cluster comes up early (cluster-test) so that every later tier runs against it.
@@ -85,15 +89,10 @@ rotation-test: venv  ## Certificate rotation: postgres_server_certificate on a r
 	eval "$$(tests/cluster/cluster env)" && $(BIN)/molecule test -s rotation
 
 molecule-postgres: venv  ## pki + postgres roles on the test cluster: idempotence, TLS cases with psql from a pod, bad input
-	@# The collection from this checkout (the venv's link), never a copy left in ~/.ansible/collections.
-	eval "$$(tests/cluster/cluster env)" && \
-	  ANSIBLE_COLLECTIONS_PATH="$$(dirname "$$(dirname "$$(dirname "$(COLLECTION_LINK)")")")" \
-	  $(BIN)/molecule test -s postgres
+	eval "$$(tests/cluster/cluster env)" && $(BIN)/molecule test -s postgres
 
 demo: venv cluster-up  ## Backstage on the test cluster (no microk8s needed); prints the URL to open
-	@# The collection from this checkout (the venv's link), never a copy left in ~/.ansible/collections.
-	ANSIBLE_COLLECTIONS_PATH="$$(dirname "$$(dirname "$$(dirname "$(COLLECTION_LINK)")")")" \
-	  $(BIN)/ansible-playbook tests/testcluster/demo.yml $(ANSIBLE_ARGS)
+	$(BIN)/ansible-playbook tests/testcluster/demo.yml $(ANSIBLE_ARGS)
 
 constraints:  ## Re-pin constraints.txt from requirements.txt
 	rm -rf $(VENV).pin && $(PYTHON) -m venv $(VENV).pin
