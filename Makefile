@@ -19,7 +19,7 @@ export ANSIBLE_COLLECTIONS_PATH = $(SITE_PACKAGES)
 
 # Test tiers run by `make test`, in order.
 # The cluster comes up early (cluster-test) so that every later tier runs against it.
-TEST_TIERS = lint sanity unit backstage-app-test cluster-test images-test image-import-test molecule-default molecule-postgres molecule-cluster cluster-lifecycle-test
+TEST_TIERS = lint sanity unit backstage-app-test cluster-test images-test image-import-test molecule-default molecule-postgres molecule-cluster rotation-test cluster-lifecycle-test
 
 .PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test
 
