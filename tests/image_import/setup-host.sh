@@ -7,13 +7,4 @@ set -euo pipefail
 
 HOST_PACKAGES=(containerd umoci busybox-static tar podman docker-registry)
 
-missing=()
-for pkg in "${HOST_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
-done
-[ "${#missing[@]}" -eq 0 ] && exit 0
-sudo=()
-[ "$(id -u)" -eq 0 ] || sudo=(sudo)
-echo "installing host packages: ${missing[*]}" >&2
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+"$(dirname "$0")/../ensure-packages.sh" "${HOST_PACKAGES[@]}"

@@ -8,20 +8,4 @@ set -euo pipefail
 # util-linux (nsenter) and procps (ps): the runc tests.
 HOST_PACKAGES=(mmdebstrap umoci runc gpg debian-archive-keyring python3 ca-certificates util-linux procps)
 
-ensure_packages() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
-            missing+=("$pkg")
-        fi
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    local sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    echo "installing host packages: ${missing[*]}" >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-}
-
-ensure_packages "${HOST_PACKAGES[@]}"
+"$(dirname "$0")/../ensure-packages.sh" "${HOST_PACKAGES[@]}"

@@ -11,25 +11,7 @@ set -euo pipefail
 # python3, ca-certificates: the test itself and registry downloads.
 HOST_PACKAGES=(postgresql-15 postgresql-client-15 chromium python3 ca-certificates)
 
-ensure_packages() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
-            missing+=("$pkg")
-        fi
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    local sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    echo "installing host packages: ${missing[*]}" >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    # The tests start their own PostgreSQL in a temporary directory on a free
-    # port; a cluster the Debian package may create is left alone.
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-}
-
-ensure_packages "${HOST_PACKAGES[@]}"
+"$(dirname "$0")/../../ensure-packages.sh" "${HOST_PACKAGES[@]}"
 
 if ! command -v node >/dev/null || ! command -v corepack >/dev/null; then
     echo "backstage-app: Node 20+ with corepack is needed on PATH" >&2
