@@ -42,7 +42,9 @@ def state(k8s: Callable[..., Any], certificates: Certificates) -> dict[str, Any]
                             for name in (SERVER_SECRET, CLIENT_SECRET)},
         "backend_generation": backend["metadata"]["generation"],
         "backend_recorded_serial": backend["metadata"].get("annotations", {}).get(SERIAL_ANNOTATION),
-        "backend_pods": sorted(p["metadata"]["uid"] for p in k8s("pods", "-l", BACKEND_SELECTOR)["items"]),
+        # Pods already deleted by a finished rollout may still be draining (preStop): not serving pods.
+        "backend_pods": sorted(p["metadata"]["uid"] for p in k8s("pods", "-l", BACKEND_SELECTOR)["items"]
+                               if p["metadata"].get("deletionTimestamp") is None),
         "postgres_generation": k8s("statefulset", "postgres")["metadata"]["generation"],
         "postgres_pod": postgres_pod["metadata"]["uid"],
         "postgres_restarts": postgres_pod["status"]["containerStatuses"][0]["restartCount"],
