@@ -260,6 +260,40 @@ def parse_images_check(output: str) -> Dict[str, bool]:
     return result
 
 
+class ImageState(NamedTuple):
+    """An image as ``ctr images check`` lists it: its target and whether all its content is there."""
+
+    name: str
+    media_type: str
+    digest: str
+    complete: bool
+
+
+def parse_images_check_states(output: str) -> Dict[str, ImageState]:
+    """Images listed by ``ctr images check`` (REF TYPE DIGEST STATUS SIZE UNPACKED), by name.
+
+    ``ctr images check name==NAME`` reads only that image's content records, where ``ctr images
+    ls`` reads every image's manifests to print their sizes (0.2 s with a hundred images).
+    """
+    states = {}
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[0] == 'REF':
+            continue
+        if not _DIGEST.match(fields[2]):
+            raise ImageError('unexpected line in the output of ctr images check: {0!r}'.format(line))
+        states[fields[0]] = ImageState(fields[0], fields[1], fields[2], fields[3] == 'complete')
+    return states
+
+
+def name_filters(names: List[str]) -> List[str]:
+    """``ctr images`` filter arguments that select exactly these names (several filters are or-ed)."""
+    for name in names:
+        if not all(c.isalnum() or c in '._-/:@' for c in name):
+            raise ImageError('{0!r} cannot be used in a ctr filter'.format(name))
+    return ['name==' + name for name in names]
+
+
 def platform_matches(descriptor: Dict[str, Any], platform: str) -> bool:
     wanted_os, wanted_arch = (platform.split('/', 1) + [''])[:2]
     found = descriptor.get('platform') or {}

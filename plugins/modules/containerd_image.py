@@ -220,66 +220,23 @@ import re
 import shlex
 import tempfile
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native, to_text
-from ansible.module_utils.urls import open_url
+from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.backstage.k8s.plugins.module_utils._containerd_client import (
+    Containerd,
+    compare,
+    describe,
+    registry_target,
+)
 from ansible_collections.backstage.k8s.plugins.module_utils._containerd_image import (
     ImageError,
     Reference,
-    config_digest,
-    human_size,
     import_command,
-    normalize_image_id,
-    parse_images_check,
-    parse_images_ls,
-    read_archive,
-    require_pinned_tag,
-    select_entry,
     substitute,
 )
-
-_MANIFEST_ACCEPT = ', '.join((
-    'application/vnd.oci.image.index.v1+json',
-    'application/vnd.oci.image.manifest.v1+json',
-    'application/vnd.docker.distribution.manifest.list.v2+json',
-    'application/vnd.docker.distribution.manifest.v2+json',
-))
-
-
-class Containerd:
-    """Runs ctr against one containerd."""
-
-    def __init__(self, module: AnsibleModule, ctr_command: List[str]) -> None:
-        self.module = module
-        self.ctr = list(ctr_command)
-
-    def run(self, *args: str) -> str:
-        command = self.ctr + list(args)
-        rc, out, err = self.module.run_command(command)
-        if rc != 0:
-            raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(command), rc, (err or out).strip()))
-        return out
-
-    def images(self) -> Dict[str, Any]:
-        return parse_images_ls(self.run('images', 'ls'))
-
-    def complete(self, name: str) -> bool:
-        return parse_images_check(self.run('images', 'check', 'name==' + name)).get(name, False)
-
-    def blob(self, digest: str) -> bytes:
-        command = self.ctr + ['content', 'get', digest]
-        rc, out, err = self.module.run_command(command, encoding=None)
-        if rc != 0:
-            raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(command), rc, to_text(err).strip()))
-        return out
-
-    def identity(self, image: Any, kind: str, platform: str) -> str:
-        if kind == 'manifest':
-            return image.digest
-        return config_digest(image.digest, image.media_type, self.blob, platform)
 
 
 def run_pipeline(module: AnsibleModule, producer: List[str], consumer: List[str]) -> str:
@@ -291,58 +248,10 @@ def run_pipeline(module: AnsibleModule, producer: List[str], consumer: List[str]
     return out + err
 
 
-def cli_image(module: AnsibleModule, cli: str, name: str) -> Tuple[str, int]:
-    """The image ID and size docker or podman report for ``name``."""
-    executable = module.get_bin_path(cli, required=True)
-    rc, out, err = module.run_command([executable, 'image', 'inspect', '--format', '{{.Id}} {{.Size}}', name])
-    if rc != 0:
-        raise ImageError('{0} has no image {1}: build or pull it first ({2})'.format(cli, name, (err or out).strip()))
-    image_id, size = out.split()
-    return normalize_image_id(image_id), int(size)
-
-
-def registry_config_digest(registry: str, path: str, tag: str, platform: str) -> Optional[str]:
-    """The config digest the registry has for path:tag, or None when it has none."""
-    import json
-
-    def get(reference: str) -> Optional[Dict[str, Any]]:
-        url = 'http://{0}/v2/{1}/manifests/{2}'.format(registry, path, reference)
-        try:
-            response = open_url(url, headers={'Accept': _MANIFEST_ACCEPT}, timeout=30)
-        except Exception as exc:  # urllib raises HTTPError for 404, URLError when unreachable
-            if getattr(exc, 'code', None) == 404:
-                return None
-            raise ImageError('cannot read {0}: {1}'.format(url, to_native(exc)))
-        return json.loads(response.read())
-
-    document = get(tag)
-    if document is None:
-        return None
-    if document.get('manifests') is not None:
-        for descriptor in document['manifests']:
-            found = descriptor.get('platform') or {}
-            if '{0}/{1}'.format(found.get('os'), found.get('architecture')) == platform:
-                document = get(descriptor['digest'])
-                break
-        else:
-            return None
-    return (document or {}).get('config', {}).get('digest')
-
-
-def registry_push(module: AnsibleModule, wanted: Reference, image_id: str, result: Dict[str, Any]) -> None:
+def registry_push(module: AnsibleModule, wanted: Reference) -> None:
+    """Tag the image from docker or podman with its name in the registry and push it."""
     cli = module.params['source']
-    registry = module.params['registry']
-    path = wanted.path[len('library/'):] if wanted.domain == 'docker.io' and wanted.path.startswith('library/') else wanted.path
-    target = '{0}/{1}:{2}'.format(registry, path, wanted.tag)
-    result['name'] = target
-    current = registry_config_digest(registry, path, wanted.tag or '', module.params['platform'])
-    result['previous_digest'] = current
-    result['up_to_date'] = current == image_id
-    if result['up_to_date'] and not module.params['force']:
-        return
-    result['changed'] = True
-    if module.check_mode:
-        return
+    target = registry_target(wanted, module.params['registry'])[1]
     executable = module.get_bin_path(cli, required=True)
     push = [executable, 'push'] + (['--tls-verify=false'] if cli == 'podman' else []) + [target]
     for command in ([executable, 'tag', module.params['name'], target], push):
@@ -411,38 +320,20 @@ def main() -> None:
     params = module.params
     result = dict(changed=False)  # type: Dict[str, Any]
     try:
-        wanted = require_pinned_tag(params['name'])
-        result['name'] = wanted.name
-        named = True
-        if params['archive'] is not None:
-            if params['method'] == 'registry':
-                raise ImageError('method registry pushes images from docker or podman (source); load {0} with '
-                                 '"docker load -i" first, or use method ctr'.format(params['archive']))
-            archive = read_archive(params['archive'])
-            entry, named = select_entry(archive, wanted)
-            result.update(digest=entry.digest, digest_kind=entry.kind, size=archive.size)
-        else:
-            image_id, size = cli_image(module, params['source'], params['name'])
-            result.update(digest=image_id, digest_kind='config', size=size)
-        result['size_human'] = human_size(result['size'])
-
-        if params['method'] == 'registry':
-            registry_push(module, wanted, result['digest'], result)
-        else:
-            containerd = Containerd(module, params['ctr_command'])
-            current = containerd.images().get(wanted.name)
-            previous = None if current is None else containerd.identity(current, result['digest_kind'], params['platform'])
-            result['previous_digest'] = previous
-            result['up_to_date'] = previous == result['digest'] and containerd.complete(wanted.name)
-            if not result['up_to_date'] or params['force']:
-                result['changed'] = True
-                if not module.check_mode:
-                    before = containerd.images()
-                    result['imported_names'] = import_into_containerd(module, containerd, wanted, params['source'], named)
-                    after = containerd.images()
-                    if wanted.name not in after or containerd.identity(
-                            after[wanted.name], result['digest_kind'], params['platform']) != result['digest']:
-                        tag_from_imported(containerd, wanted, result, before, after, params['platform'])
+        wanted, named = describe(module, params['name'], params['archive'], params['source'], params['method'], result)
+        containerd = Containerd(module, params['ctr_command']) if params['method'] == 'ctr' else None
+        compare(containerd, wanted, params['method'], params['registry'], params['platform'], result)
+        if not result['up_to_date'] or params['force']:
+            result['changed'] = True
+            if not module.check_mode and containerd is None:
+                registry_push(module, wanted)
+            elif not module.check_mode:
+                before = containerd.images()
+                result['imported_names'] = import_into_containerd(module, containerd, wanted, params['source'], named)
+                after = containerd.states([wanted.name])
+                if wanted.name not in after or containerd.identity(
+                        after[wanted.name], result['digest_kind'], params['platform']) != result['digest']:
+                    tag_from_imported(containerd, wanted, result, before, containerd.images(), params['platform'])
         result['diff'] = dict(
             before='{0}: {1}\n'.format(result['name'], result.get('previous_digest') or '(absent)'),
             after='{0}: {1}\n'.format(result['name'], result['digest']),
@@ -462,7 +353,7 @@ def tag_from_imported(containerd: Containerd, wanted: Reference, result: Dict[st
     for name in sorted(candidates, key=lambda n: ('@' not in n, n)):
         if containerd.identity(after[name], result['digest_kind'], platform) == result['digest']:
             containerd.run('images', 'tag', '--force', name, wanted.name)
-            final = containerd.images().get(wanted.name)
+            final = containerd.states([wanted.name]).get(wanted.name)
             if final is not None and containerd.identity(final, result['digest_kind'], platform) == result['digest']:
                 return
             break
