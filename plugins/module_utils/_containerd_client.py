@@ -48,9 +48,15 @@ class Containerd:
         self.module = module
         self.ctr = list(ctr_command)
 
+    def _run(self, command: List[str], **kwargs: Any) -> Tuple[int, Any, Any]:
+        try:
+            return self.module.run_command(command, handle_exceptions=False, **kwargs)
+        except OSError as exc:
+            raise ImageError('cannot run {0}: {1} (is the ctr command right?)'.format(' '.join(command), to_native(exc)))
+
     def run(self, *args: str) -> str:
         command = self.ctr + list(args)
-        rc, out, err = self.module.run_command(command)
+        rc, out, err = self._run(command)
         if rc != 0:
             raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(command), rc, (err or out).strip()))
         return out
@@ -70,7 +76,7 @@ class Containerd:
 
     def blob(self, digest: str) -> bytes:
         command = self.ctr + ['content', 'get', digest]
-        rc, out, err = self.module.run_command(command, encoding=None)
+        rc, out, err = self._run(command, encoding=None)
         if rc != 0:
             raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(command), rc, to_text(err).strip()))
         return out

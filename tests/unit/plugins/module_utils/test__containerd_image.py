@@ -19,7 +19,9 @@ from ansible_collections.backstage.k8s.plugins.module_utils._containerd_image im
     ImageError,
     config_digest,
     import_command,
+    name_filters,
     parse_images_check,
+    parse_images_check_states,
     parse_images_ls,
     parse_reference,
     read_archive,
@@ -160,3 +162,27 @@ def test_import_keeps_only_names_in_the_wanted_repository_and_adds_a_digest_name
     assert import_command(['microk8s', 'ctr'], wanted, 'a.tar', False) == [
         'microk8s', 'ctr', 'images', 'import', '--base-name', 'localhost/demo/web', 'a.tar']
     assert import_command(['ctr', '-n', 'k8s.io'], wanted, '-', True)[-2:] == ['--digests', '-']
+
+
+def test_ctr_check_gives_each_name_its_digest_and_whether_all_its_content_is_there() -> None:
+    states = parse_images_check_states(CTR_IMAGES_CHECK)
+    assert list(states) == ['localhost/demo/web:1.0']
+    state = states['localhost/demo/web:1.0']
+    assert (state.digest, state.media_type, state.complete) == (
+        MANIFEST_DIGEST, 'application/vnd.oci.image.manifest.v1+json', True)
+    # An image whose layers were removed (or an import cut short) is not complete: it is imported again.
+    incomplete = CTR_IMAGES_CHECK.replace('complete (2/2)', 'incomplete (1/2)')
+    assert parse_images_check_states(incomplete)['localhost/demo/web:1.0'].complete is False
+    assert parse_images_check_states(CTR_IMAGES_CHECK.splitlines()[0]) == {}
+
+
+def test_ctr_check_output_without_a_digest_is_refused() -> None:
+    with pytest.raises(ImageError, match='unexpected line'):
+        parse_images_check_states('REF TYPE DIGEST STATUS\nlocalhost/demo/web:1.0 x notadigest complete\n')
+
+
+def test_filters_select_exactly_the_wanted_names_and_refuse_what_a_filter_cannot_hold() -> None:
+    assert name_filters(['docker.io/library/backstage:1.0', 'localhost:32000/a/b:v1.2_3']) == [
+        'name==docker.io/library/backstage:1.0', 'name==localhost:32000/a/b:v1.2_3']
+    with pytest.raises(ImageError, match='cannot be used in a ctr filter'):
+        name_filters(['docker.io/library/x:1,name~=.*'])
