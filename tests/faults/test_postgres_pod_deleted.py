@@ -1,0 +1,87 @@
+"""The PostgreSQL pod is deleted under a steady write load through Backstage: every write Backstage
+acknowledged is still there afterwards, and Backstage answers again through the Ingress.
+
+A writer adds a catalog location (one row) with a unique target every 150 ms through the Ingress as
+the guest user. The pod is deleted once normally and once forcibly (--grace-period=0 --force); the
+StatefulSet brings it back on the same volume. The measured recovery time (from the delete to the
+first of the writes that succeed from then on) and the count of failed writes go to
+artifacts/faults/postgres-pod-deleted-*.json."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import POSTGRES_SELECTOR, Deployment, Writer, assert_rows_present, log, write_artifact
+
+# Generous: a normal delete waits up to the pod's termination grace period, then PostgreSQL
+# replays its WAL and the backend's pool reconnects. Measured values are in the artifacts.
+RECOVERY_BOUND_S = 180
+# Backstage "answers again" once this many writes in a row are acknowledged after the delete.
+ACKNOWLEDGED_IN_A_ROW = 20
+
+DELETES = {
+    "normal": [],
+    "forced": ["--grace-period=0", "--force"],
+}
+
+
+@pytest.mark.parametrize("how", list(DELETES), ids=[f"{how}-delete" for how in DELETES])
+def test_deleting_the_postgres_pod_loses_no_acknowledged_write(deployment: Deployment, how: str) -> None:
+    old_pod = deployment.postgres_pod()["metadata"]
+    writer = Writer(deployment).start()
+    try:
+        # A steady state first: writes go through.
+        deadline = time.monotonic() + 60
+        while writer.acknowledged_in_a_row_since(0) < 10:
+            assert time.monotonic() < deadline, f"writes fail before any fault: {writer.writes[-5:]}"
+            time.sleep(0.2)
+
+        deleted_at = time.monotonic()
+        deployment.kubectl("delete", "pod", old_pod["name"], "--wait=false", *DELETES[how])
+        log(f"deleted {old_pod['name']} ({how}) after {len(writer.writes)} writes")
+
+        # Keep writing until PostgreSQL runs again in a new pod and Backstage acknowledges writes again.
+        while True:
+            elapsed = time.monotonic() - deleted_at
+            assert elapsed < RECOVERY_BOUND_S + 60, f"no recovery within {elapsed:.0f} s: {writer.writes[-3:]}"
+            if writer.acknowledged_in_a_row_since(deleted_at) >= ACKNOWLEDGED_IN_A_ROW:
+                pods = deployment.pods(POSTGRES_SELECTOR)
+                if pods and pods[0]["metadata"]["uid"] != old_pod["uid"] and all(
+                        c["ready"] for c in pods[0]["status"].get("containerStatuses", [])):
+                    break
+            time.sleep(0.5)
+    finally:
+        writer.stop()
+
+    after = [w for w in writer.writes if w.sent >= deleted_at]
+    failed_after = [w for w in after if not w.acknowledged]
+    last_failure = max((w.sent for w in failed_after), default=deleted_at)
+    recovered_at = min((w.answered for w in after if w.acknowledged and w.sent > last_failure), default=None)
+    assert recovered_at is not None
+    recovery_s = recovered_at - deleted_at
+    kinds: dict[str, int] = {}
+    for w in failed_after:
+        kind = f"HTTP {w.status}" if w.status else w.error.split(":")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    result = {
+        "delete": how,
+        "writes": len(writer.writes),
+        "acknowledged": len(writer.acknowledged()),
+        "writes_after_delete": len(after),
+        "failed_writes": len(failed_after),
+        "failed_by_kind": kinds,
+        "recovery_s": round(recovery_s, 1),
+        "first_failure_s": round(min((w.sent for w in failed_after), default=deleted_at) - deleted_at, 1),
+        "new_pod_uid": deployment.postgres_pod()["metadata"]["uid"],
+    }
+
+    # Every acknowledged write is in the catalog's database, read back through the Ingress.
+    assert_rows_present(deployment, writer.acknowledged())
+    # Backstage is healthy: the backend is ready, and readiness and a read answer through the Ingress.
+    assert deployment.rollout_done("deployment", "backstage-backend")
+    result["answering_after_s"] = round(deployment.wait_until_answering(60) + recovery_s, 1)
+    write_artifact(f"postgres-pod-deleted-{how}.json", result)
+    log(f"postgres pod deleted ({how}): {result}")
+    assert recovery_s < RECOVERY_BOUND_S, result
