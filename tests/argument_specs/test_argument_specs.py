@@ -1,0 +1,653 @@
+# Copyright (c) backstage.k8s maintainers
+# Apache License 2.0 (see LICENSE)
+# SPDX-License-Identifier: Apache-2.0
+
+"""Every role refuses bad input with a clear message before it changes anything.
+
+One table of cases per role: a wrong type for every option narrower than ``raw`` (a word for an
+int, a list for a dict, ``maybe`` for a bool, a dict for a list), a value outside every
+``choices`` list, and a value that breaks each check of the role's validation tasks (names that
+are not DNS labels, ports out of range, renewal after the end of a certificate's life, empty
+required strings).
+
+Each role runs once, in one ``ansible-playbook``: every case is a host of a generated inventory
+(connection local) whose host variables are the case's variables, so the cases run side by side
+and a failure stops only its own host. The JSON callback reports, per host and task, whether it
+failed or changed something. For each case the test asserts that the run failed, that the task
+that failed is the argument spec validation or one of the role's validation tasks, that its
+message names the variable and says what is wrong, that no task reported a change, and (when the
+test cluster is up) that the case's own namespace, which did not exist before, still does not.
+
+A control case per role, with valid variables and in check mode, must get past the validation,
+so that a role rejecting everything would not look like a role rejecting bad input.
+
+Cases marked xfail are bad input that a role does not (yet) refuse clearly and early.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER = REPO / "tests" / "cluster" / "cluster"
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+# Unique to this run, so that every case's namespace is new to the cluster.
+RUN = secrets.token_hex(3)
+SPEC_ACTION = "ansible.builtin.validate_argument_spec"
+
+
+# ------------------------------------------------------------------------------------ the cases
+
+
+class Case(NamedTuple):
+    """Bad input for one role and what its refusal must look like."""
+
+    role: str
+    id: str
+    vars: dict[str, Any]
+    # "spec": the argument spec validation refuses it; "validate": one of the role's validation tasks.
+    stage: str
+    # Fragments the failure message must contain (whitespace collapsed): the variable, what is wrong.
+    words: tuple[str, ...]
+    # Why the role does not refuse it clearly yet (the case is a strict xfail), or None.
+    gap: str | None = None
+    # The gap lets the role go on and create the case's namespace.
+    gap_creates_namespace: bool = False
+
+
+def spec_type(role: str, var: str, value: Any, wanted: str) -> Case:
+    """A value of the wrong type for an option: the spec validation names it and the wanted type."""
+    kind = type(value).__name__
+    return Case(role, f"{var}-{kind}-for-{wanted}", {var: value}, "spec", (f"'{var}'", f"convert to {wanted}"))
+
+
+def spec_choice(role: str, var: str, value: str) -> Case:
+    """A value outside an option's choices."""
+    return Case(role, f"{var}-not-a-choice", {var: value}, "spec", (f"value of {var} must be one of", f"got: {value}"))
+
+
+LONG_NAME = "a" * 41 + "-" + "b" * 13  # 55 characters: a DNS label, too long for some names
+
+MICROK8S = [
+    spec_choice("microk8s", "microk8s_platform", "windows"),
+    *(spec_type("microk8s", var, "two", "int")
+      for var in ("microk8s_vm_cpus", "microk8s_vm_memory_gb", "microk8s_vm_disk_gb", "microk8s_wait_timeout")),
+    spec_type("microk8s", "microk8s_addons", {"dns": True}, "list"),
+    spec_type("microk8s", "microk8s_addon_pods", ["dns"], "dict"),
+    spec_type("microk8s", "microk8s_kubeconfig_merge", "maybe", "bool"),
+]
+
+IMAGE_IMPORT = [
+    spec_type("image_import", "image_import_images", {"name": "app:1.0", "archive": "/app.tar"}, "list"),
+    Case("image_import", "image_import_images-item-not-a-dict", {"image_import_images": [7]}, "spec",
+         ("image_import_images", "convert to dict")),
+    Case("image_import", "image_import_images-item-without-name",
+         {"image_import_images": [{"archive": "/app.tar"}]}, "spec",
+         ("missing required arguments: name", "image_import_images")),
+    Case("image_import", "image_import_images-source-not-a-choice",
+         {"image_import_images": [{"name": "app:1.0", "source": "nerdctl"}]}, "spec",
+         ("value of source must be one of: docker, podman", "image_import_images")),
+    Case("image_import", "image_import_images-archive-and-source",
+         {"image_import_images": [{"name": "app:1.0", "archive": "/app.tar", "source": "docker"}]}, "spec",
+         ("parameters are mutually exclusive: archive|source found in image_import_images",)),
+    Case("image_import", "image_import_images-neither-archive-nor-source",
+         {"image_import_images": [{"name": "app:1.0"}]}, "spec",
+         ("one of the following is required: archive, source found in image_import_images",)),
+    Case("image_import", "image_import_images-archive-null",
+         {"image_import_images": [{"name": "app:1.0", "archive": None}]}, "validate",
+         ("image_import_images: app:1.0 needs exactly one of archive", "source")),
+    spec_choice("image_import", "image_import_method", "push"),
+    spec_choice("image_import", "image_import_platform", "windows"),
+    spec_type("image_import", "image_import_ctr_command", {"ctr": "--address"}, "list"),
+    spec_type("image_import", "image_import_timeout", "soon", "int"),
+    spec_type("image_import", "image_import_poll", "often", "int"),
+]
+
+PKI = [
+    *(spec_type("pki", var, "forty", "int")
+      for var in ("pki_leaf_ttl_days", "pki_leaf_renew_after_days", "pki_ca_ttl_days")),
+    *(spec_type("pki", var, "maybe", "bool")
+      for var in ("pki_manage_namespace", "pki_ca_replace", "pki_force_rotation")),
+    spec_type("pki", "pki_postgres_extra_sans", {"DNS": "db.example.com"}, "list"),
+    spec_type("pki", "pki_common_labels", ["app.kubernetes.io/instance"], "dict"),
+    Case("pki", "pki_namespace-not-a-dns-label", {"pki_namespace": "Backstage_NS"}, "validate",
+         ("pki_namespace 'Backstage_NS' is not a valid Kubernetes namespace name",)),
+    Case("pki", "client-cn-differs-from-database-user", {"pki_backstage_client_common_name": "backstage"}, "validate",
+         ("pki_backstage_client_common_name 'backstage' differs from pki_database_user 'postgres'",)),
+    Case("pki", "renew-after-zero", {"pki_leaf_renew_after_days": 0}, "validate",
+         ("pki_leaf_renew_after_days (0) must be at least 1",)),
+    Case("pki", "renew-after-not-before-ttl", {"pki_leaf_renew_after_days": 45, "pki_leaf_ttl_days": 45}, "validate",
+         ("pki_leaf_renew_after_days (45) must be at least 1 and less than pki_leaf_ttl_days (45)",)),
+    Case("pki", "leaf-ttl-not-below-ca-ttl", {"pki_leaf_ttl_days": 4000, "pki_ca_ttl_days": 3650}, "validate",
+         ("pki_leaf_ttl_days (4000), which must be less than pki_ca_ttl_days (3650)",)),
+    Case("pki", "pki_ca_secret_name-not-a-name", {"pki_ca_secret_name": "CA_Secret"}, "validate",
+         ("pki_ca_secret_name", "'CA_Secret' is not a valid Secret name"),
+         gap="the Secret name check says '<value>' is not a valid Secret name without naming the variable"),
+    Case("pki", "pki_backstage_client_secret_name-not-a-name", {"pki_backstage_client_secret_name": "-client"},
+         "validate", ("'-client' is not a valid Secret name",)),
+    Case("pki", "pki_database_user-empty", {"pki_database_user": ""}, "validate",
+         ("pki_database_user", "empty"),
+         gap="an empty pki_database_user passes every check: the role goes on to create the namespace, the CA "
+             "and certificates for it",
+         gap_creates_namespace=True),
+]
+
+POSTGRES = [
+    spec_type("postgres", "postgres_port", "fivefourthreetwo", "int"),
+    spec_type("postgres", "postgres_wait_timeout", "soon", "int"),
+    *(spec_type("postgres", var, ["a"], "dict")
+      for var in ("postgres_resources", "postgres_parameters", "postgres_common_labels")),
+    spec_choice("postgres", "postgres_image_pull_policy", "Sometimes"),
+    spec_choice("postgres", "postgres_min_tls_version", "TLSv1.1"),
+    Case("postgres", "postgres_namespace-not-a-dns-label", {"postgres_namespace": "Backstage_NS"}, "validate",
+         ("postgres_namespace 'Backstage_NS' is not a valid Kubernetes namespace name",)),
+    Case("postgres", "postgres_service_name-not-a-dns-label", {"postgres_service_name": "pg.main"}, "validate",
+         ("postgres_service_name ('pg.main'", "must be valid Kubernetes names")),
+    Case("postgres", "postgres_service_name-too-long", {"postgres_service_name": LONG_NAME}, "validate",
+         (f"postgres_service_name ('{LONG_NAME}', at most 54 characters",)),
+    Case("postgres", "postgres_tls_secret_name-not-a-name", {"postgres_tls_secret_name": "TLS"}, "validate",
+         ("postgres_tls_secret_name ('TLS')", "must be valid Kubernetes names")),
+    Case("postgres", "postgres_superuser_secret_name-not-a-name", {"postgres_superuser_secret_name": "su_pw"},
+         "validate", ("postgres_superuser_secret_name ('su_pw')", "must be valid Kubernetes names")),
+    Case("postgres", "postgres_database_user-starts-with-digit", {"postgres_database_user": "1user"}, "validate",
+         ("postgres_database_user '1user' is not a usable PostgreSQL user name",)),
+    Case("postgres", "postgres_database_user-empty", {"postgres_database_user": ""}, "validate",
+         ("postgres_database_user '' is not a usable PostgreSQL user name",)),
+    Case("postgres", "postgres_port-zero", {"postgres_port": 0}, "validate",
+         ("postgres_port (0) must be a TCP port number, 1 to 65535",)),
+    Case("postgres", "postgres_port-above-65535", {"postgres_port": 65536}, "validate",
+         ("postgres_port (65536) must be a TCP port number, 1 to 65535",)),
+    Case("postgres", "postgres_storage_class-missing", {"postgres_storage_class": "no-such-storage-class"}, "validate",
+         ("StorageClass 'no-such-storage-class' does not exist in the cluster", "postgres_storage_class")),
+    Case("postgres", "postgres_storage_size-not-a-quantity", {"postgres_storage_size": "two gigs"}, "validate",
+         ("postgres_storage_size",),
+         gap="postgres_storage_size is not checked: only the API server refuses it, at the StatefulSet, after "
+             "the Secret, ConfigMap and Services exist (here the run stops earlier, at the server certificate)"),
+]
+
+BACKSTAGE_INTS = (
+    "backstage_replicas", "backstage_frontend_replicas", "backstage_pdb_min_available", "backstage_database_port",
+    "backstage_database_cert_min_days_left", "backstage_port", "backstage_run_as_user", "backstage_run_as_group",
+    "backstage_startup_probe_failure_threshold", "backstage_probe_period_seconds", "backstage_probe_timeout_seconds",
+    "backstage_readiness_probe_failure_threshold", "backstage_liveness_probe_failure_threshold",
+    "backstage_frontend_port", "backstage_frontend_run_as_user", "backstage_frontend_run_as_group",
+    "backstage_rollout_timeout", "backstage_shutdown_delay_seconds",
+)
+BACKSTAGE_LISTS = (
+    "backstage_image_pull_secrets", "backstage_database_network_policy_extra_peers", "backstage_command",
+    "backstage_extra_env", "backstage_extra_secrets",
+)
+BACKSTAGE_DICTS = (
+    "backstage_ingress_annotations", "backstage_database_pod_selector", "backstage_resources",
+    "backstage_extra_app_config", "backstage_frontend_resources", "backstage_frontend_extra_app_config",
+)
+
+BACKSTAGE = [
+    *(spec_type("backstage", var, "ten", "int") for var in BACKSTAGE_INTS),
+    spec_type("backstage", "backstage_database_network_policy", "maybe", "bool"),
+    *(spec_type("backstage", var, {"a": "b"}, "list") for var in BACKSTAGE_LISTS),
+    *(spec_type("backstage", var, ["a"], "dict") for var in BACKSTAGE_DICTS),
+    Case("backstage", "backstage_extra_env-item-not-a-dict", {"backstage_extra_env": [7]}, "spec",
+         ("backstage_extra_env", "convert to dict")),
+    spec_choice("backstage", "backstage_image_pull_policy", "Sometimes"),
+    spec_choice("backstage", "backstage_frontend_image_pull_policy", "Sometimes"),
+    Case("backstage", "backstage_image-empty", {"backstage_image": ""}, "validate",
+         ("Set backstage_image and backstage_frontend_image to the backend and frontend image references",)),
+    Case("backstage", "backstage_frontend_image-empty", {"backstage_frontend_image": ""}, "validate",
+         ("Set backstage_image and backstage_frontend_image to the backend and frontend image references",)),
+    Case("backstage", "backstage_replicas-zero", {"backstage_replicas": 0}, "validate",
+         ("keep backstage_replicas and backstage_frontend_replicas at 1 or more",)),
+    Case("backstage", "backstage_frontend_replicas-zero", {"backstage_frontend_replicas": 0}, "validate",
+         ("keep backstage_replicas and backstage_frontend_replicas at 1 or more",)),
+    Case("backstage", "pdb-min-available-not-below-replicas",
+         {"backstage_replicas": 2, "backstage_pdb_min_available": 2}, "validate",
+         ("backstage_pdb_min_available below backstage_replicas",)),
+    Case("backstage", "backstage_base_url-not-http", {"backstage_base_url": "backstage.example.com"}, "validate",
+         ("backstage_base_url must be an absolute http(s) URL", "got 'backstage.example.com'")),
+    Case("backstage", "backstage_base_url-trailing-slash", {"backstage_base_url": "http://backstage.example.com/"},
+         "validate", ("backstage_base_url must be an absolute http(s) URL without a trailing slash",)),
+    Case("backstage", "backstage_database_host-ip-address", {"backstage_database_host": "10.152.183.20"}, "validate",
+         ("backstage_database_host must be a DNS name", "an IP address is not in the certificate")),
+    Case("backstage", "backstage_database_host-empty", {"backstage_database_host": ""}, "validate",
+         ("backstage_database_host must be a DNS name", "Got ''")),
+    Case("backstage", "backstage_image-list-for-str", {"backstage_image": ["backstage:1.0"]}, "spec",
+         ("'backstage_image'", "convert to str"),
+         gap="a list for a str option passes: the argument spec turns it into its text (ansible-core converts "
+             "any value to str), here the image reference \"['backstage:1.0']\""),
+    Case("backstage", "backstage_namespace-not-a-dns-label", {"backstage_namespace": "Backstage_NS"}, "validate",
+         ("backstage_namespace", "not a valid Kubernetes namespace name"),
+         gap="backstage_namespace is not checked: only the API server refuses it"),
+    Case("backstage", "backstage_port-above-65535", {"backstage_port": 70000}, "validate",
+         ("backstage_port", "65535"),
+         gap="backstage_port (and backstage_frontend_port, backstage_database_port) have no range check"),
+]
+
+CERT_ROTATION_INTS = (
+    "cert_rotation_renew_after_days", "cert_rotation_min_days_left", "cert_rotation_leaf_ttl_days",
+    "cert_rotation_postgres_port", "cert_rotation_successful_jobs_history_limit",
+    "cert_rotation_failed_jobs_history_limit", "cert_rotation_backoff_limit", "cert_rotation_active_deadline_seconds",
+    "cert_rotation_starting_deadline_seconds", "cert_rotation_ttl_seconds_after_finished",
+    "cert_rotation_rollout_timeout", "cert_rotation_reload_timeout", "cert_rotation_pause_after_issue_seconds",
+)
+
+CERT_ROTATION = [
+    *(spec_type("cert_rotation", var, "ten", "int") for var in CERT_ROTATION_INTS),
+    *(spec_type("cert_rotation", var, "maybe", "bool")
+      for var in ("cert_rotation_suspend", "cert_rotation_force", "cert_rotation_job_wait")),
+    spec_type("cert_rotation", "cert_rotation_image_pull_secrets", {"a": "b"}, "list"),
+    *(spec_type("cert_rotation", var, ["a"], "dict")
+      for var in ("cert_rotation_postgres_pod_selector", "cert_rotation_resources", "cert_rotation_job_extra_vars",
+                  "cert_rotation_common_labels")),
+    spec_choice("cert_rotation", "cert_rotation_image_pull_policy", "Sometimes"),
+    spec_choice("cert_rotation", "cert_rotation_postgres_mode", "hup"),
+    spec_choice("cert_rotation", "cert_rotation_runner", "remote"),
+    Case("cert_rotation", "cert_rotation_namespace-not-a-dns-label", {"cert_rotation_namespace": "Backstage_NS"},
+         "validate", ("cert_rotation_namespace ('Backstage_NS')", "must be valid Kubernetes names")),
+    Case("cert_rotation", "cert_rotation_name-not-a-dns-label", {"cert_rotation_name": "cert_rotation"}, "validate",
+         ("cert_rotation_name ('cert_rotation'", "must be valid Kubernetes names")),
+    Case("cert_rotation", "cert_rotation_name-too-long", {"cert_rotation_name": LONG_NAME}, "validate",
+         (f"cert_rotation_name ('{LONG_NAME}', at most 40 characters",)),
+    Case("cert_rotation", "renew-after-zero", {"cert_rotation_renew_after_days": 0}, "validate",
+         ("cert_rotation_renew_after_days (0)", "keep renew-after at 1 or more")),
+    Case("cert_rotation", "renew-after-not-before-ttl",
+         {"cert_rotation_renew_after_days": 45, "cert_rotation_leaf_ttl_days": 45}, "validate",
+         ("cert_rotation_leaf_ttl_days (45)", "cert_rotation_renew_after_days (45)", "below the TTL")),
+    Case("cert_rotation", "min-days-left-not-before-ttl",
+         {"cert_rotation_min_days_left": 45, "cert_rotation_leaf_ttl_days": 45}, "validate",
+         ("cert_rotation_min_days_left (45)", "min-days-left below the TTL")),
+    Case("cert_rotation", "min-days-left-negative", {"cert_rotation_min_days_left": -1}, "validate",
+         ("cert_rotation_min_days_left (-1)", "0 or more"),
+         gap="the message asks for min-days-left below the TTL, which -1 is; it never says it must be 0 or more"),
+    Case("cert_rotation", "cert_rotation_image-empty", {"cert_rotation_image": ""}, "validate",
+         ("Set cert_rotation_image to the certificate rotation runner image",)),
+    Case("cert_rotation", "cert_rotation_schedule-not-cron", {"cert_rotation_schedule": "every day"}, "validate",
+         ("cert_rotation_schedule",),
+         gap="cert_rotation_schedule is not checked: only the API server refuses it, when the CronJob is "
+             "applied"),
+    Case("cert_rotation", "cert_rotation_postgres_port-above-65535", {"cert_rotation_postgres_port": 70000},
+         "validate", ("cert_rotation_postgres_port", "65535"),
+         gap="cert_rotation_postgres_port has no range check"),
+]
+
+CASES = MICROK8S + IMAGE_IMPORT + PKI + POSTGRES + BACKSTAGE + CERT_ROTATION
+
+
+# ------------------------------------------------------------------------------------ the roles
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    # The variable that names the role's namespace (None: the role has no namespace).
+    namespace_var: str | None
+    # Validation tasks outside tasks/validate.yml.
+    extra_validation_tasks: tuple[str, ...] = ()
+    # Run the bad cases in check mode too (a role that installs software on this machine).
+    check_mode: bool = False
+    # The control case needs the cluster to get past validation.
+    control_needs_cluster: bool = True
+    # The control case runs to the end (in check mode); otherwise it only has to get past validation.
+    control_completes: bool = False
+    # Valid variables of the control case, beyond the base ones.
+    control_vars: tuple[tuple[str, Any], ...] = ()
+
+    def validation_tasks(self) -> set[str]:
+        names = set(self.extra_validation_tasks)
+        validate = REPO / "roles" / self.name / "tasks" / "validate.yml"
+        if validate.exists():
+            names |= {task["name"] for task in yaml.safe_load(validate.read_text())}
+        return names
+
+
+ROLES = {
+    role.name: role
+    for role in (
+        # microk8s installs software on the machine that runs it: never outside check mode here.
+        # Its control stops after validation on a machine without snap (this one).
+        Role("microk8s", None, check_mode=True, control_needs_cluster=False),
+        # The control's image archive does not exist: the role stops when it reads it.
+        Role("image_import", None, ("Check that each image names exactly one of archive and source",),
+             control_needs_cluster=False,
+             control_vars=(("image_import_images", [{"name": "localhost/argspec/app:1.0", "archive": "/nonexistent.tar"}]),)),
+        Role("pki", "pki_namespace", control_completes=True),
+        Role("postgres", "postgres_namespace", control_completes=True),
+        # Check mode of these two stops at their first API call in a namespace that does not exist.
+        Role("backstage", "backstage_namespace"),
+        Role("cert_rotation", "cert_rotation_namespace", ("Check that the runner image is set",)),
+    )
+}
+
+
+# ------------------------------------------------------------------------------------ the cluster
+
+
+@dataclass
+class Cluster:
+    """The test cluster's environment, or why it is not there."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    down_reason: str = ""
+
+    @property
+    def up(self) -> bool:
+        return not self.down_reason
+
+    def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(CLUSTER), "kubectl", *args], capture_output=True, text=True, timeout=120)
+
+    def namespaces(self) -> set[str]:
+        out = self.kubectl("get", "namespaces", "-o", "jsonpath={.items[*].metadata.name}")
+        assert out.returncode == 0, f"kubectl get namespaces failed: {out.stderr}"
+        return set(out.stdout.split())
+
+
+def find_cluster() -> Cluster:
+    status = subprocess.run([str(CLUSTER), "status"], capture_output=True, text=True, timeout=120)
+    if status.returncode != 0:
+        return Cluster(down_reason="the test cluster is not up (tests/cluster/cluster up)")
+    out = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, timeout=60, check=True).stdout
+    env = dict(re.findall(r"^export (\w+)=(.*)$", out, re.M))
+    return Cluster(env={k: v for k, v in env.items() if k != "PATH"})
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    return find_cluster()
+
+
+# ------------------------------------------------------------------------------------ one run per role
+
+
+@dataclass
+class HostResult:
+    """What one case (one host) went through, task by task."""
+
+    tasks: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (task name, action, result)
+
+    def failure(self) -> tuple[str, str, dict[str, Any]] | None:
+        return next((t for t in self.tasks if t[2].get("failed")), None)
+
+    def changed(self) -> list[str]:
+        return [name for name, _, result in self.tasks if result.get("changed")]
+
+
+@dataclass
+class RoleRun:
+    """What a role did with its cases."""
+
+    returncode: int  # of the bad cases' run
+    control_returncode: int
+    hosts: dict[str, HostResult]
+    namespaces: dict[str, str]  # case id -> its namespace
+    leftover: set[str]  # namespaces of cases that existed after the run (deleted since)
+    output: str
+
+
+CONTROL = Case("", "valid-input", {}, "", ())
+
+
+def case_host(case_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", case_id)
+
+
+def base_vars(role: str, cluster: Cluster, workdir: Path) -> dict[str, Any]:
+    """Valid variables every case of a role starts from: nothing here reaches outside the test."""
+    env = cluster.env
+    return {
+        "microk8s": {
+            "microk8s_platform": "linux",
+            "microk8s_kubeconfig": str(workdir / "microk8s.config"),
+        },
+        "image_import": {
+            "image_import_platform": "linux",
+            "image_import_become": False,
+            "image_import_ctr_command": [
+                "ctr", "--address", env.get("TESTCLUSTER_CONTAINERD_ADDRESS", str(workdir / "no-containerd.sock")),
+                "-n", "k8s.io",
+            ],
+        },
+        "pki": {},
+        "postgres": {
+            "postgres_storage_class": env.get("TESTCLUSTER_STORAGE_CLASS", "local-path"),
+            "postgres_image": "localhost/backstage-k8s-argspec/never-pulled:1",
+        },
+        "backstage": {
+            "backstage_image": "localhost/backstage-k8s-argspec/never-pulled-backend:1",
+            "backstage_frontend_image": "localhost/backstage-k8s-argspec/never-pulled-frontend:1",
+            "backstage_ingress_class_name": env.get("TESTCLUSTER_INGRESS_CLASS", "public"),
+        },
+        "cert_rotation": {
+            "cert_rotation_image": "localhost/backstage-k8s-argspec/never-pulled-rotation:1",
+        },
+    }[role]
+
+
+def collections_path(workdir: Path) -> str:
+    """This checkout as backstage.k8s first (never a copy installed elsewhere), then the
+    virtualenv's collections."""
+    root = workdir / "collections"
+    (root / "ansible_collections" / "backstage").mkdir(parents=True)
+    (root / "ansible_collections" / "backstage" / "k8s").symlink_to(REPO)
+    return f"{root}{os.pathsep}{sysconfig.get_paths()['purelib']}"
+
+
+def parse(stdout: str, stderr: str) -> dict[str, HostResult]:
+    """Per host, the tasks it ran, from the report of the ansible.posix.json callback."""
+    try:
+        report = json.loads(stdout[stdout.index("{"):])
+    except ValueError as error:
+        raise AssertionError(f"ansible-playbook printed no JSON report ({error}):\n{stdout}\n{stderr}") from None
+    hosts: dict[str, HostResult] = {}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                name = task["task"]["name"].split(" : ", 1)[-1]
+                hosts.setdefault(host, HostResult()).tasks.append((name, result.get("action", ""), result))
+    return hosts
+
+
+class PendingRun:
+    """A role's cases running: one ansible-playbook for the bad cases, one (--check) for the
+    valid input, side by side."""
+
+    def __init__(self, role: Role, cluster: Cluster, workdir: Path) -> None:
+        self.role, self.cluster, self.workdir = role, cluster, workdir
+        workdir.mkdir()
+        base = base_vars(role.name, cluster, workdir)
+        hosts: dict[str, dict[str, Any]] = {}
+        self.namespaces: dict[str, str] = {}
+        control_case = CONTROL._replace(vars=dict(role.control_vars))
+        for index, case in enumerate([*(c for c in CASES if c.role == role.name), control_case]):
+            host_vars = dict(base)
+            if role.namespace_var:
+                host_vars[role.namespace_var] = f"argspec-{RUN}-{role.name.replace('_', '-')}-{index}"
+            host_vars.update(case.vars)
+            if role.namespace_var:
+                self.namespaces[case.id] = str(host_vars[role.namespace_var])
+            hosts[case_host(case.id)] = host_vars
+        control = case_host(CONTROL.id)
+        inventory = {
+            "all": {
+                "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                "children": {
+                    "bad": {"hosts": {h: v for h, v in hosts.items() if h != control}},
+                    "control": {"hosts": {control: hosts[control]}},
+                },
+            }
+        }
+        playbook = [{
+            "name": f"Run {role.name}",
+            "hosts": "all",
+            "gather_facts": False,
+            "tasks": [{"name": "Run the role", "ansible.builtin.include_role": {"name": f"backstage.k8s.{role.name}"}}],
+        }]
+        (workdir / "inventory.yml").write_text(yaml.safe_dump(inventory))
+        (workdir / "play.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
+        env = {
+            **os.environ,
+            **cluster.env,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_COLLECTIONS_PATH": collections_path(workdir),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_FORKS": str(FORKS),
+        }
+        if not cluster.up:
+            # Never the user's own cluster: a case that slipped through must find no cluster at all.
+            env["KUBECONFIG"] = env["K8S_AUTH_KUBECONFIG"] = str(workdir / "no-cluster.kubeconfig")
+        command = [ANSIBLE_PLAYBOOK, "-i", str(workdir / "inventory.yml"), str(workdir / "play.yml")]
+        # The control case runs with --check: the roles read ansible_check_mode, which only the
+        # command line sets (not the check_mode keyword).
+        self.bad = self._start([*command, "--limit", "bad", *(["--check"] if role.check_mode else [])], env)
+        self.control = self._start([*command, "--limit", "control", "--check"], env)
+
+    def _start(self, command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                cwd=self.workdir)
+
+    def wait(self) -> RoleRun:
+        bad_out = self.bad.communicate(timeout=600)
+        control_out = self.control.communicate(timeout=600)
+        leftover: set[str] = set()
+        if self.cluster.up:
+            leftover = self.cluster.namespaces() & set(self.namespaces.values())
+            for namespace in sorted(leftover):  # only this run's own namespaces
+                self.cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+        return RoleRun(self.bad.returncode, self.control.returncode, {**parse(*bad_out), **parse(*control_out)},
+                       self.namespaces, leftover, "".join(bad_out))
+
+
+# Each ansible-playbook's forks: all roles run at once, on a machine that may have 2 CPUs.
+FORKS = 4
+
+
+class RoleRuns:
+    """Every role the selected tests need, started together at the first test; each one's result
+    is collected when a test first asks for it."""
+
+    def __init__(self, roles: set[str], cluster: Cluster, workdir: Path) -> None:
+        self.cluster = cluster
+        if cluster.up:
+            taken = {n for n in cluster.namespaces() if n.startswith(f"argspec-{RUN}-")}
+            assert not taken, f"namespaces meant to be new exist already: {taken}"
+        self.pending = {role: PendingRun(ROLES[role], cluster, workdir / role) for role in sorted(roles)}
+        self.done: dict[str, RoleRun] = {}
+
+    def __getitem__(self, role: str) -> RoleRun:
+        if role not in self.done:
+            self.done[role] = self.pending.pop(role).wait()
+        return self.done[role]
+
+    def close(self) -> None:
+        for role in list(self.pending):
+            self[role]
+
+
+@pytest.fixture(scope="session")
+def role_runs(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[RoleRuns]:
+    roles = {item.callspec.params.get("case", Case(item.callspec.params.get("role", ""), "", {}, "", ())).role
+             for item in request.session.items
+             if item.path == Path(__file__) and hasattr(item, "callspec")}
+    workdir = Path(tempfile.mkdtemp(prefix="bk8s-argspec-"))
+    runs = RoleRuns(roles & set(ROLES), cluster, workdir)
+    try:
+        yield runs
+    finally:
+        runs.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def message(result: dict[str, Any]) -> str:
+    """The failure message, with the messages of failed loop items, whitespace collapsed."""
+    parts = [str(result.get("msg", ""))]
+    parts += [str(item.get("msg", "")) for item in result.get("results", []) if item.get("failed")]
+    return " ".join(" ".join(parts).split())
+
+
+# ------------------------------------------------------------------------------------ the tests
+
+
+def params(cases: list[Case], namespace: bool = False) -> list[Any]:
+    """The cases as parameters; a case with a gap is a strict xfail (of the namespace test only
+    when the gap lets the role create its namespace)."""
+    return [
+        pytest.param(case, id=f"{case.role}:{case.id}",
+                     marks=[pytest.mark.xfail(reason=case.gap, strict=True)]
+                     if case.gap and (case.gap_creates_namespace or not namespace) else [])
+        for case in cases
+    ]
+
+
+def needs_cluster(case: Case) -> bool:
+    """Cases that only the cluster can refuse, or that a gap lets reach the cluster."""
+    return bool(case.gap) or "storage_class" in case.id
+
+
+@pytest.mark.parametrize("case", params(CASES))
+def test_bad_input_is_refused_by_validation_before_any_change(case: Case, cluster: Cluster,
+                                                              role_runs: RoleRuns) -> None:
+    if needs_cluster(case) and not cluster.up:
+        pytest.skip(f"this case needs the cluster: {cluster.down_reason}")
+    run = role_runs[case.role]
+    assert run.returncode != 0, f"ansible-playbook succeeded:\n{run.output[-3000:]}"
+    host = run.hosts[case_host(case.id)]
+    failure = host.failure()
+    assert failure, f"no task failed for {case.id}: {[t[0] for t in host.tasks]}"
+    task, action, result = failure
+    text = message(result)
+    if case.stage == "spec":
+        assert action == SPEC_ACTION, f"failed at '{task}', not the argument spec validation: {text}"
+    else:
+        assert task in ROLES[case.role].validation_tasks(), f"failed at '{task}', not a validation task: {text}"
+    assert "Traceback" not in text and "MODULE FAILURE" not in text, f"not a clear message: {text}"
+    missing = [w for w in case.words if w not in text]
+    assert not missing, f"the message lacks {missing}: {text}"
+    assert not host.changed(), f"tasks reported a change before the failure: {host.changed()}"
+
+
+@pytest.mark.parametrize("case", params([c for c in CASES if ROLES[c.role].namespace_var], namespace=True))
+def test_bad_input_leaves_its_namespace_uncreated(case: Case, cluster: Cluster,
+                                                   role_runs: RoleRuns) -> None:
+    if not cluster.up:
+        pytest.skip(f"no namespace to look for: {cluster.down_reason}")
+    run = role_runs[case.role]
+    namespace = run.namespaces[case.id]
+    assert namespace not in run.leftover, f"the run created the namespace {namespace}"
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_valid_input_gets_past_validation(role: str, cluster: Cluster, role_runs: RoleRuns) -> None:
+    if ROLES[role].control_needs_cluster and not cluster.up:
+        pytest.skip(f"the control case of {role} reads the cluster: {cluster.down_reason}")
+    run = role_runs[role]
+    host = run.hosts[case_host(CONTROL.id)]
+    names = [t[0] for t in host.tasks]
+    spec = [t for t in host.tasks if t[1] == SPEC_ACTION]
+    assert spec and not spec[0][2].get("failed"), f"the argument spec refused valid input: {spec}"
+    validation = ROLES[role].validation_tasks()
+    refused = [(t[0], message(t[2])) for t in host.tasks if t[0] in validation and t[2].get("failed")]
+    assert not refused, f"validation refused valid input: {refused}"
+    last_check = max(i for i, t in enumerate(host.tasks) if t[1] == SPEC_ACTION or t[0] in validation)
+    after = [n for n in names[last_check + 1:] if n != "Run the role"]
+    assert after, f"the role stopped at its validation: {names}"
+    if ROLES[role].control_completes:
+        failure = host.failure()
+        assert run.control_returncode == 0 and not failure, f"check mode failed: {failure}"
+    if ROLES[role].namespace_var:
+        namespace = run.namespaces[CONTROL.id]
+        assert namespace not in run.leftover, f"check mode created the namespace {namespace}"
