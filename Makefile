@@ -19,7 +19,7 @@ export ANSIBLE_COLLECTIONS_PATH = $(SITE_PACKAGES)
 
 # Test tiers run by `make test`, in order.
 # The cluster comes up early (cluster-test) so that every later tier runs against it.
-TEST_TIERS = lint sanity unit backstage-app-test cluster-test images-test image-import-test molecule-default molecule-postgres molecule-cluster rotation-test cluster-lifecycle-test
+TEST_TIERS = lint sanity unit backstage-app-test cluster-test argspec-test images-test image-import-test molecule-default molecule-postgres molecule-cluster rotation-test cluster-lifecycle-test
 
 .PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test
 
@@ -61,6 +61,9 @@ cluster-down:  ## Stop the test cluster; its state stays for the next cluster-up
 
 cluster-test: venv cluster-up  ## Acceptance tests of the test cluster (does not disturb its users)
 	$(BIN)/pytest tests/cluster --ignore=tests/cluster/test_lifecycle.py
+
+argspec-test: venv  ## Every role refuses bad input (wrong types, values outside choices, failed checks) before any change
+	$(BIN)/pytest tests/argument_specs -p no:cacheprovider -rxXs
 
 cluster-lifecycle-test: venv  ## down/up/crash tests, on a second cluster instance (TESTCLUSTER_INSTANCE=1)
 	TESTCLUSTER_INSTANCE=1 tests/cluster/cluster up
