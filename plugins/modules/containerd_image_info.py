@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: containerd_image_info
 short_description: Tell which of several images a containerd (or a registry) does not have yet
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - For each image of O(images), what M(backstage.k8s.containerd_image) would find in check mode
     (its digest, size, the digest the target has under that name, and whether that is the same
