@@ -93,12 +93,32 @@ class Cluster:
 
 # -- deployment ---------------------------------------------------------------------------------
 
+SITE_PLAY = "PLAY [Deploy Backstage on Kubernetes]"
+
+
 @dataclass
 class Recap:
     ok: int
     changed: int
     failed: int
     output: str
+
+    @property
+    def site_output(self) -> str:
+        """The output of site.yml's own play (after the one that builds and imports the test images)."""
+        assert SITE_PLAY in self.output, f"no {SITE_PLAY!r} in the output"
+        return self.output.split(SITE_PLAY, 1)[1]
+
+    @property
+    def site_changes(self) -> list[str]:
+        """What site.yml's play changed: its "changed:" results, each with the task's name."""
+        changes, task = [], ""
+        for line in self.site_output.splitlines():
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
+                task = line.split("[", 1)[1].rsplit("]", 1)[0]
+            elif line.startswith("changed: ["):
+                changes.append(f"{task}: {line}")
+        return changes
 
 
 class Deployment:

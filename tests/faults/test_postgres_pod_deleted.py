@@ -69,6 +69,8 @@ def test_deleting_the_postgres_pod_loses_no_acknowledged_write(deployment: Deplo
         "delete": how,
         "writes": len(writer.writes),
         "acknowledged": len(writer.acknowledged()),
+        "writes_per_s": round(len(writer.writes) / (writer.writes[-1].answered - writer.writes[0].sent), 1),
+        "median_write_s": round(sorted(w.answered - w.sent for w in writer.writes)[len(writer.writes) // 2], 3),
         "writes_after_delete": len(after),
         "failed_writes": len(failed_after),
         "failed_by_kind": kinds,
