@@ -65,7 +65,7 @@ def site(vars_file: Path, namespace: str, profile: bool) -> dict[str, Any]:
             '-e', 'backstage_k8s_namespace=' + namespace, '-e', 'backstage_ingress_host=' + namespace + '.localhost',
             '-e', 'backstage_base_url=http://' + namespace + '.localhost']
     start = time.monotonic()
-    run = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(extra), cwd=REPO)
+    run = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(extra), cwd=REPO, check=False)
     seconds = time.monotonic() - start
     recap = RECAP.search(run.stdout)
     if run.returncode != 0 or not recap:
@@ -106,10 +106,9 @@ def lower_bound(env: dict[str, str], source: str, target: str) -> dict[str, Any]
              and not (obj['kind'] == 'ServiceAccount' and obj['metadata']['name'] == 'default')
              and not (obj['kind'] == 'Secret' and obj.get('type') == 'kubernetes.io/service-account-token')]
     namespace = json.loads(kubectl(env, 'get', 'namespace', source, '-o', 'json'))
+    labels = {k: v for k, v in namespace['metadata']['labels'].items() if k != 'kubernetes.io/metadata.name'}
     manifest = {'apiVersion': 'v1', 'kind': 'List',
-                'items': [{'apiVersion': 'v1', 'kind': 'Namespace',
-                           'metadata': {'name': target, 'labels': {k: v for k, v in namespace['metadata']['labels'].items()
-                                                                    if k != 'kubernetes.io/metadata.name'}}}] + items}
+                'items': [{'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': target, 'labels': labels}}] + items}
     rollouts = ['{0}/{1}'.format(obj['kind'].lower(), obj['metadata']['name']) for obj in items
                 if obj['kind'] in ('StatefulSet', 'Deployment')]
     start = time.monotonic()
@@ -176,7 +175,7 @@ def main() -> int:
                 cold = site(vars_file, site_ns, profile=True)
                 print('round {0}: site.yml {1} s, changed {2}'.format(number + 1, cold['seconds'], cold['changed']),
                       file=sys.stderr)
-                noops = [site(vars_file, site_ns, profile=number == 0) for _ in range(args.noop_runs)]
+                noops = [site(vars_file, site_ns, profile=number == 0) for dummy in range(args.noop_runs)]
                 bound = lower_bound(env, site_ns, bound_ns)
                 rounds.append({'cold': cold, 'noop': noops, 'bound': bound})
                 print('round {0}: site.yml {1} s, no-op {2} s (changed {3}), kubectl apply {4} s'.format(
@@ -187,7 +186,7 @@ def main() -> int:
         finally:
             if not args.keep and namespaces:
                 subprocess.run([str(CLUSTER), 'kubectl', 'delete', 'namespace', '--wait=false', *namespaces],
-                               capture_output=True, env=env)
+                               capture_output=True, env=env, check=False)
 
     cold_s = statistics.median(r['cold']['seconds'] for r in rounds)
     bound_s = statistics.median(r['bound']['seconds'] for r in rounds)

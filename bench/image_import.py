@@ -127,7 +127,7 @@ def build_archive(size_mib: int) -> Dict[str, Any]:
     config = {
         'architecture': 'amd64', 'os': 'linux',
         'config': {'Cmd': ['/bin/false'], 'Labels': {'org.backstage-k8s.bench': 'image-import'}},
-        'rootfs': {'type': 'layers', 'diff_ids': [digest for digest, _ in layers]},  # uncompressed: diff_id = digest
+        'rootfs': {'type': 'layers', 'diff_ids': [digest for digest, dummy in layers]},  # uncompressed: diff_id = digest
     }
     config_desc = _blob(blobs, json.dumps(config, sort_keys=True).encode())
     manifest = {
@@ -156,7 +156,7 @@ def build_archive(size_mib: int) -> Dict[str, Any]:
     for blob in blobs.iterdir():
         blob.unlink()
     meta = {'archive': str(archive), 'name': REPOSITORY + ':' + tag, 'digest': manifest_desc[0],
-            'layers': [d for d, _ in layers], 'size': archive.stat().st_size}
+            'layers': [d for d, dummy in layers], 'size': archive.stat().st_size}
     meta_path.write_text(json.dumps(meta, indent=2) + '\n')
     meta['built_seconds'] = round(time.monotonic() - start, 1)
     return meta
@@ -257,7 +257,7 @@ def median(values: List[float]) -> float:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--size-mib', type=int, default=1024, help='size of the random layers (default 1024)')
     parser.add_argument('--rounds', type=int, default=3, help='fresh imports of each kind (default 3)')
     parser.add_argument('--noop-runs', type=int, default=5, help='no-op re-runs of the role (default 5)')
@@ -285,7 +285,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 else:
                     plain.append(ctr_import(meta, command))
                 check_imported(command, meta)
-        for _ in range(args.noop_runs):
+        for dummy in range(args.noop_runs):
             run = playbook(meta, command, ansible_playbook, collections, args.role_vars)
             if run['changed'] != 0:
                 raise SystemExit('the re-run changed something: changed={0}'.format(run['changed']))
