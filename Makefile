@@ -21,7 +21,7 @@ export ANSIBLE_COLLECTIONS_PATH = $(SITE_PACKAGES)
 # The cluster comes up early (cluster-test) so that every later tier runs against it.
 TEST_TIERS = lint sanity unit backstage-app-test cluster-test argspec-test images-test image-import-test molecule-default molecule-postgres molecule-cluster rotation-test cluster-lifecycle-test
 
-.PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test
+.PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test fault-test
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ rotation-test: venv  ## Certificate rotation: postgres_server_certificate on a r
 	tests/rotation/setup-host.sh
 	$(BIN)/pytest tests/rotation
 	eval "$$(tests/cluster/cluster env)" && $(BIN)/molecule test -s rotation
+
+fault-test: venv cluster-up  ## Fault tests (long, not in make test): PostgreSQL pod deleted under writes, rotation killed mid-way, cluster restart (instance 2), changed variables
+	$(BIN)/pytest tests/faults -p no:cacheprovider -rs
 
 molecule-postgres: venv  ## pki + postgres roles on the test cluster: idempotence, TLS cases with psql from a pod, bad input
 	eval "$$(tests/cluster/cluster env)" && $(BIN)/molecule test -s postgres

@@ -210,7 +210,7 @@ class Deployment:
 
     def add_location(self, target: str, timeout: float = 5) -> int:
         """POST one catalog location (a row in the catalog's database); the HTTP status."""
-        status, _ = self.http("POST", LOCATIONS_PATH, {"type": "url", "target": target}, timeout=timeout)
+        status = self.http("POST", LOCATIONS_PATH, {"type": "url", "target": target}, timeout=timeout)[0]
         return status
 
     def location_targets(self) -> set[str]:
@@ -221,7 +221,7 @@ class Deployment:
     def answers(self) -> bool:
         """Backstage through the Ingress: readiness 200 and a catalog read 200 with a list."""
         try:
-            ready, _ = self.http("GET", READINESS_PATH, auth=False)
+            ready = self.http("GET", READINESS_PATH, auth=False)[0]
             status, body = self.http("GET", CATALOG_PATH)
             return ready == 200 and status == 200 and isinstance(json.loads(body), list)
         except (OSError, ValueError):
