@@ -50,7 +50,9 @@ def watch_until(deployment: Deployment, kind: str, name: str, changed: Callable[
         process.terminate()
 
     threading.Thread(target=read, daemon=True).start()
-    threading.Timer(timeout, process.terminate).start()
+    timer = threading.Timer(timeout, process.terminate)
+    timer.daemon = True
+    timer.start()
     return seen
 
 
@@ -90,10 +92,16 @@ def test_a_rotation_killed_mid_way_is_finished_by_the_next_run(deployment: Deplo
     job_name = job["metadata"]["name"]
 
     deadline = time.monotonic() + 600
+    next_job_check = 0.0
     while not any(event.is_set() for event in events):
         assert time.monotonic() < deadline, f"the rotation Job {job_name} never reached {kill_point}"
-        status = deployment.get("job", job_name).get("status", {})
-        assert not status.get("succeeded"), f"the Job finished before {kill_point} was seen"
+        if time.monotonic() >= next_job_check:
+            status = deployment.get("job", job_name).get("status", {})
+            assert not status.get("succeeded"), f"the Job finished before {kill_point} was seen"
+            if status.get("failed"):
+                logs = deployment.kubectl("logs", f"job/{job_name}", "--tail=30", check=False)
+                pytest.fail(f"the rotation Job {job_name} failed before {kill_point}:\n{logs}")
+            next_job_check = time.monotonic() + 2
         time.sleep(0.05)
     killed_at = time.monotonic()
     pods = [p["metadata"]["name"] for p in deployment.get("pods", "-l", f"{JOB_LABEL}={job_name}")["items"]]
