@@ -33,20 +33,19 @@ description:
     C(docker.io/library/backstage:1.0)). Tags C(latest) and names without a tag are refused.
 author:
   - backstage.k8s maintainers (@backstage-k8s)
+extends_documentation_fragment:
+  - backstage.k8s.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - In check mode the module reads the archive or the image ID and lists the containerd's
         images, and reports whether it would import; it imports nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows the digest O(name) points at before and after.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   name:

@@ -22,17 +22,16 @@ description:
   - Changes nothing.
 author:
   - backstage.k8s maintainers (@backstage-k8s)
+extends_documentation_fragment:
+  - backstage.k8s.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - The module only reads; it runs the same in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   images:

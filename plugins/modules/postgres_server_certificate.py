@@ -22,17 +22,16 @@ description:
   - It needs only the Python standard library (no database driver).
 author:
   - backstage.k8s maintainers (@backstage-k8s)
+extends_documentation_fragment:
+  - backstage.k8s.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - In check mode the certificate is read, but the server is not asked to reload.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: none
     details:
       - Every run with O(reload=true) asks the server to reload and reports a change.
