@@ -4,12 +4,17 @@ For each round, side by side on the same cluster:
   1. site.yml into an empty namespace (cold deploy: PKI, PostgreSQL, Backstage, rotation CronJob),
      timed to the end of the run, when every rollout is complete; profile_tasks says where the
      time goes;
-  2. the same site.yml again (the no-op re-run): time and changed count;
+  2. the same site.yml again, right after (the no-op re-run while the new backends still start
+     their plugins): time and changed count;
   3. the lower bound: the objects that run created (Secrets included, so no certificate is issued),
      exported and applied to another empty namespace with one `kubectl apply`, then
-     `kubectl rollout status` of the StatefulSet and both Deployments.
-Then the idle footprint of the first round's pods (the kubelet's stats summary: CPU and memory
-working set per container) against the requests and limits the roles set.
+     `kubectl rollout status` of the StatefulSet and both Deployments; that namespace is then
+     deleted, so that at most two stacks ever share the machine;
+  4. after --idle-seconds, the no-op re-run again on the settled stack (the case of a user who
+     re-runs site.yml on a running deployment), and in the first round the idle footprint (the
+     kubelet's stats summary: CPU and memory working set per container) against the requests and
+     limits the roles set.
+The round's namespace is deleted before the next round starts.
 
     tests/cluster/cluster up
     .venv/bin/python bench/deploy.py --rounds 3
@@ -160,55 +165,70 @@ def footprint(env: dict[str, str], namespace: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row['pod'])
 
 
+def delete_namespaces(env: dict[str, str], *names: str) -> None:
+    subprocess.run([str(CLUSTER), 'kubectl', 'delete', 'namespace', '--ignore-not-found', '--timeout=300s', *names],
+                   capture_output=True, env=env, check=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--noop-runs', type=int, default=2, help='no-op re-runs per round')
-    parser.add_argument('--idle-seconds', type=int, default=60, help='wait before reading the footprint')
+    parser.add_argument('--noop-runs', type=int, default=2, help='no-op re-runs per round, right after the deploy '
+                                                                 'and again on the settled stack')
+    parser.add_argument('--idle-seconds', type=int, default=60,
+                        help='wait before the settled no-op re-runs and the footprint')
     parser.add_argument('--keep', action='store_true', help='keep the namespaces (deleted by default)')
     args = parser.parse_args()
 
     env = dict(os.environ)
     run_id = uuid.uuid4().hex[:6]
-    namespaces: list[str] = []
     rounds = []
+    idle: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         vars_file = Path(tmp) / 'vars.json'
         subprocess.run([str(BIN / 'ansible-playbook'), str(REPO / 'bench' / 'testcluster-vars.yml'),
                         '-e', 'bench_vars_file=' + str(vars_file)],
                        check=True, capture_output=True, env=ansible_env(), cwd=REPO)
-        try:
-            for number in range(args.rounds):
-                site_ns = 'bench-site-{0}-{1}'.format(run_id, number)
-                bound_ns = 'bench-bound-{0}-{1}'.format(run_id, number)
-                namespaces += [site_ns, bound_ns]
+        for number in range(args.rounds):
+            site_ns = 'bench-site-{0}-{1}'.format(run_id, number)
+            bound_ns = 'bench-bound-{0}-{1}'.format(run_id, number)
+            try:
                 cold = site(vars_file, site_ns, profile=True)
                 print('round {0}: site.yml {1} s, changed {2}'.format(number + 1, cold['seconds'], cold['changed']),
                       file=sys.stderr)
+                # Right after the deploy the new backends still start their plugins, on the same CPUs.
                 noops = [site(vars_file, site_ns, profile=number == 0) for dummy in range(args.noop_runs)]
                 bound = lower_bound(env, site_ns, bound_ns)
-                rounds.append({'cold': cold, 'noop': noops, 'bound': bound})
-                print('round {0}: site.yml {1} s, no-op {2} s (changed {3}), kubectl apply {4} s{5}, restarts {6}'.format(
-                    number + 1, cold['seconds'], [n['seconds'] for n in noops], [n['changed'] for n in noops],
-                    bound['seconds'], ' (a rollout did not finish)' if bound['failed'] else '', bound['restarts']),
-                    file=sys.stderr)
-            time.sleep(args.idle_seconds)
-            idle = footprint(env, namespaces[0])
-        finally:
-            if not args.keep and namespaces:
-                subprocess.run([str(CLUSTER), 'kubectl', 'delete', 'namespace', '--wait=false', *namespaces],
-                               capture_output=True, env=env, check=False)
+                # One stack at a time: the next measurements do not share the machine with this bound.
+                if not args.keep:
+                    delete_namespaces(env, bound_ns)
+                time.sleep(args.idle_seconds)
+                if number == 0:
+                    idle = footprint(env, site_ns)
+                settled = [site(vars_file, site_ns, profile=number == 0) for dummy in range(args.noop_runs)]
+            finally:
+                if not args.keep:
+                    delete_namespaces(env, site_ns, bound_ns)
+            rounds.append({'cold': cold, 'noop': noops, 'noop_settled': settled, 'bound': bound})
+            print('round {0}: site.yml {1} s, no-op {2} s then settled {3} s (changed {4}), kubectl apply {5} s{6}, '
+                  'restarts {7}'.format(
+                      number + 1, cold['seconds'], [n['seconds'] for n in noops], [n['seconds'] for n in settled],
+                      [n['changed'] for n in noops + settled], bound['seconds'],
+                      ' (a rollout did not finish)' if bound['failed'] else '', bound['restarts']),
+                  file=sys.stderr)
 
     cold_s = statistics.median(r['cold']['seconds'] for r in rounds)
     finished = [r['bound']['seconds'] for r in rounds if not r['bound']['failed']]
     bound_s = statistics.median(finished) if finished else float('nan')
     noop_s = statistics.median(n['seconds'] for r in rounds for n in r['noop'])
+    settled_s = statistics.median(n['seconds'] for r in rounds for n in r['noop_settled'])
     result = {
         'rounds': rounds,
         'median': {'cold_deploy_s': cold_s, 'kubectl_apply_bound_s': bound_s,
-                   'ratio': round(cold_s / bound_s, 2), 'noop_s': noop_s,
+                   'ratio': round(cold_s / bound_s, 2), 'noop_right_after_deploy_s': noop_s,
+                   'noop_settled_s': settled_s,
                    'bound_rollouts_failed': sum(1 for r in rounds if r['bound']['failed']),
-                   'noop_changed': sorted({n['changed'] for r in rounds for n in r['noop']})},
+                   'noop_changed': sorted({n['changed'] for r in rounds for n in r['noop'] + r['noop_settled']})},
         'idle_footprint': idle,
         'idle_total': {
             'cpu_millicores': round(sum(r['cpu_millicores'] for r in idle), 1),
@@ -219,11 +239,12 @@ def main() -> int:
     }
     print(json.dumps(result, indent=2))
     median = result['median']
-    print('cold deploy {0} s vs kubectl apply {1} s: {2}x; no-op re-run {3} s, changed {4}; idle {5} m CPU, {6} MiB '
-          '(requests {7} m, {8} MiB)'.format(cold_s, bound_s, median['ratio'], noop_s, median['noop_changed'],
-                                             result['idle_total']['cpu_millicores'], result['idle_total']['memory_mib'],
-                                             result['idle_total']['cpu_request_millicores'],
-                                             result['idle_total']['memory_request_mib']), file=sys.stderr)
+    print('cold deploy {0} s vs kubectl apply {1} s: {2}x; no-op re-run {3} s right after, {4} s settled, changed {5}; '
+          'idle {6} m CPU, {7} MiB (requests {8} m, {9} MiB)'.format(
+              cold_s, bound_s, median['ratio'], noop_s, settled_s, median['noop_changed'],
+              result['idle_total']['cpu_millicores'], result['idle_total']['memory_mib'],
+              result['idle_total']['cpu_request_millicores'], result['idle_total']['memory_request_mib']),
+          file=sys.stderr)
     return 0
 
 

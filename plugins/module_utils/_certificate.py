@@ -11,9 +11,10 @@ user (case and whitespace matter). This module checks the same things before a
 certificate is put in front of the database, so a bad certificate is caught with a
 message a person can act on instead of an opaque TLS or authentication error.
 
-Private to the collection: used by the ``cert_cn_check`` module, the pki role and the
-certificate rotation job. Everything here is a plain function that raises
-:class:`CertificateError` or returns a list of problems; nothing exits the process.
+Private to the collection: used by the ``cert_cn_check`` module and its action plugin (which
+the pki and backstage roles and the certificate rotation job run). Everything here is a plain
+function that raises :class:`CertificateError` or returns a list of problems or a result;
+nothing exits the process.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import datetime
 import json
 import re
 import traceback
+
+from ansible.module_utils.common.text.converters import to_native
 
 try:
     from cryptography import x509
@@ -282,3 +285,74 @@ def check(certificate: x509.Certificate, user: str, cas: list[x509.Certificate] 
     problems.extend(check_validity(certificate, min_days_left=min_days_left, now=now))
     problems.extend(check_issued_by(certificate, cas or [], now=now))
     return problems
+
+
+# cert_cn_check's arguments, shared by the module and its action plugin.
+CN_CHECK_ARGUMENT_SPEC = dict(
+    # Not logged: a private key pasted here by mistake must not end up in logs.
+    certificate=dict(type='str', no_log=True),
+    certificate_path=dict(type='path'),
+    user=dict(type='str', required=True, aliases=['database_user']),
+    ca_certificate=dict(type='str', no_log=True),
+    ca_certificate_path=dict(type='path'),
+    min_days_left=dict(type='int', default=0),
+)
+CN_CHECK_MUTUALLY_EXCLUSIVE = [
+    ['certificate', 'certificate_path'],
+    ['ca_certificate', 'ca_certificate_path'],
+]
+CN_CHECK_REQUIRED_ONE_OF = [['certificate', 'certificate_path']]
+CN_CHECK_PATH_OPTIONS = ('certificate_path', 'ca_certificate_path')
+
+
+def read_pem(params: dict, content_option: str, path_option: str) -> tuple[bytes | None, str]:
+    """The PEM bytes given by content or path (None if neither), and how to name them in messages.
+
+    A path is read on the host this runs on.
+    """
+    content = params.get(content_option)
+    if content is not None:
+        return content.encode('utf-8'), content_option
+    path = params.get(path_option)
+    if path is None:
+        return None, content_option
+    what = '{0} {1}'.format(path_option, path)
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read(), what
+    except (IOError, OSError) as exc:
+        raise CertificateError('cannot read {0}: {1}'.format(what, to_native(exc.strerror or exc)))
+
+
+def cn_check(params: dict, now: datetime.datetime | None = None) -> dict:
+    """cert_cn_check's whole run on its validated ``params``: the module's result.
+
+    A refused certificate gives ``failed`` true, a ``msg`` and every problem, with whatever
+    could be read of the certificate.
+    """
+    user = params['user']
+    min_days_left = params['min_days_left']
+    if user == '':
+        return dict(failed=True, msg='user must not be empty: it is the CN the certificate must have', problems=[])
+    if min_days_left < 0:
+        return dict(failed=True, msg='min_days_left must be 0 or more, got {0}'.format(min_days_left), problems=[])
+
+    now = now or utcnow()
+    try:
+        data, what = read_pem(params, 'certificate', 'certificate_path')
+        certificate = load_certificate(data, what)
+    except CertificateError as exc:
+        return dict(failed=True, msg=to_native(exc), problems=[to_native(exc)])
+
+    result = describe(certificate, user, now=now)
+    try:
+        ca_data, ca_what = read_pem(params, 'ca_certificate', 'ca_certificate_path')
+        cas = None if ca_data is None else load_certificates(ca_data, ca_what)
+    except CertificateError as exc:
+        return dict(result, failed=True, msg=to_native(exc), problems=[to_native(exc)])
+
+    problems = check(certificate, user, cas=cas, min_days_left=min_days_left, now=now)
+    if problems:
+        prefix = '' if what == 'certificate' else '{0}: '.format(what)
+        return dict(result, failed=True, msg=prefix + '; '.join(problems), problems=problems)
+    return dict(result, changed=False, problems=[])

@@ -29,6 +29,13 @@ author:
 extends_documentation_fragment:
   - backstage.k8s.attributes
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+    details:
+      - When neither O(certificate_path) nor O(ca_certificate_path) is given, the check runs in the
+        controller's process (a pure function of its arguments, so no module round trip); files named
+        by a path are read on the managed node, by the module.
   check_mode:
     support: full
     details:
@@ -167,84 +174,31 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.backstage.k8s.plugins.module_utils._certificate import (
+    CN_CHECK_ARGUMENT_SPEC,
+    CN_CHECK_MUTUALLY_EXCLUSIVE,
+    CN_CHECK_REQUIRED_ONE_OF,
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
-    CertificateError,
-    check,
-    describe,
-    load_certificate,
-    load_certificates,
-    utcnow,
+    cn_check,
 )
-
-
-def _read(module: AnsibleModule, content_option: str, path_option: str) -> tuple[bytes | None, str]:
-    """The PEM bytes given by content or path (None if neither), and how to name them in messages."""
-    content = module.params[content_option]
-    if content is not None:
-        return content.encode('utf-8'), content_option
-    path = module.params[path_option]
-    if path is None:
-        return None, content_option
-    what = '{0} {1}'.format(path_option, path)
-    try:
-        with open(path, 'rb') as handle:
-            return handle.read(), what
-    except (IOError, OSError) as exc:
-        raise CertificateError('cannot read {0}: {1}'.format(what, to_native(exc.strerror or exc)))
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            # Not logged: a private key pasted here by mistake must not end up in logs.
-            certificate=dict(type='str', no_log=True),
-            certificate_path=dict(type='path'),
-            user=dict(type='str', required=True, aliases=['database_user']),
-            ca_certificate=dict(type='str', no_log=True),
-            ca_certificate_path=dict(type='path'),
-            min_days_left=dict(type='int', default=0),
-        ),
-        mutually_exclusive=[
-            ['certificate', 'certificate_path'],
-            ['ca_certificate', 'ca_certificate_path'],
-        ],
-        required_one_of=[['certificate', 'certificate_path']],
+        argument_spec=CN_CHECK_ARGUMENT_SPEC,
+        mutually_exclusive=CN_CHECK_MUTUALLY_EXCLUSIVE,
+        required_one_of=CN_CHECK_REQUIRED_ONE_OF,
         supports_check_mode=True,
     )
-
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib('cryptography'), exception=CRYPTOGRAPHY_IMPORT_ERROR)
 
-    user = module.params['user']
-    min_days_left = module.params['min_days_left']
-    if user == '':
-        module.fail_json(msg='user must not be empty: it is the CN the certificate must have', problems=[])
-    if min_days_left < 0:
-        module.fail_json(msg='min_days_left must be 0 or more, got {0}'.format(min_days_left), problems=[])
-
-    now = utcnow()
-    try:
-        data, what = _read(module, 'certificate', 'certificate_path')
-        certificate = load_certificate(data, what)
-    except CertificateError as exc:
-        module.fail_json(msg=to_native(exc), problems=[to_native(exc)])
-
-    result = describe(certificate, user, now=now)
-    try:
-        ca_data, ca_what = _read(module, 'ca_certificate', 'ca_certificate_path')
-        cas = None if ca_data is None else load_certificates(ca_data, ca_what)
-    except CertificateError as exc:
-        module.fail_json(msg=to_native(exc), problems=[to_native(exc)], **result)
-
-    problems = check(certificate, user, cas=cas, min_days_left=min_days_left, now=now)
-    if problems:
-        prefix = '' if what == 'certificate' else '{0}: '.format(what)
-        module.fail_json(msg=prefix + '; '.join(problems), problems=problems, **result)
-    module.exit_json(changed=False, problems=[], **result)
+    result = cn_check(module.params)
+    if result.pop('failed', False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -164,7 +164,7 @@ def test_playbook_accepts_the_right_certificate_and_refuses_the_wrong_one(files,
     )
     assert completed.returncode == 0, completed.stdout
     recap = completed.stdout[completed.stdout.index('PLAY RECAP'):]
-    assert 'failed=0' in recap and 'rescued=1' in recap, completed.stdout
+    assert 'failed=0' in recap and 'rescued=2' in recap, completed.stdout
 
 
 def test_ad_hoc_refusal_names_the_cn_and_the_user(files):
