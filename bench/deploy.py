@@ -59,9 +59,14 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def run_kubectl(env: dict[str, str], *args: str, stdin: str | None = None,
+                check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLUSTER), 'kubectl', *args], check=check, capture_output=True, text=True,
+                          input=stdin, env=env)
+
+
 def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    return subprocess.run([str(CLUSTER), 'kubectl', *args], check=True, capture_output=True, text=True,
-                          input=stdin, env=env).stdout
+    return run_kubectl(env, *args, stdin=stdin).stdout
 
 
 def site(vars_file: Path, namespace: str, profile: bool) -> dict[str, Any]:
@@ -121,8 +126,7 @@ def lower_bound(env: dict[str, str], source: str, target: str) -> dict[str, Any]
     failed = []
     for rollout in rollouts:
         # A rollout that does not finish (backends racing on an empty database) is recorded, not fatal.
-        status = subprocess.run([str(CLUSTER), 'kubectl', 'rollout', 'status', '-n', target, '--timeout=300s', rollout],
-                                capture_output=True, text=True, env=env, check=False)
+        status = run_kubectl(env, 'rollout', 'status', '-n', target, '--timeout=300s', rollout, check=False)
         if status.returncode != 0:
             failed.append({'rollout': rollout, 'output': (status.stdout + status.stderr)[-500:]})
     seconds = round(time.monotonic() - start, 1)
@@ -166,8 +170,7 @@ def footprint(env: dict[str, str], namespace: str) -> list[dict[str, Any]]:
 
 
 def delete_namespaces(env: dict[str, str], *names: str) -> None:
-    subprocess.run([str(CLUSTER), 'kubectl', 'delete', 'namespace', '--ignore-not-found', '--timeout=300s', *names],
-                   capture_output=True, env=env, check=False)
+    run_kubectl(env, 'delete', 'namespace', '--ignore-not-found', '--timeout=300s', *names, check=False)
 
 
 def main() -> int:

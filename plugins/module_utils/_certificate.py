@@ -302,7 +302,7 @@ CN_CHECK_MUTUALLY_EXCLUSIVE = [
     ['ca_certificate', 'ca_certificate_path'],
 ]
 CN_CHECK_REQUIRED_ONE_OF = [['certificate', 'certificate_path']]
-CN_CHECK_PATH_OPTIONS = ('certificate_path', 'ca_certificate_path')
+CN_CHECK_PATH_OPTIONS = tuple(name for name, spec in CN_CHECK_ARGUMENT_SPEC.items() if spec['type'] == 'path')
 
 
 def read_pem(params: dict, content_option: str, path_option: str) -> tuple[bytes | None, str]:
