@@ -19,26 +19,45 @@ export ANSIBLE_COLLECTIONS_PATH = $(SITE_PACKAGES)
 
 # Test tiers run by `make test`, in order.
 # The cluster comes up early (cluster-test) so that every later tier runs against it.
-TEST_TIERS = lint sanity unit backstage-app-test cluster-test argspec-test images-test image-import-test molecule-default molecule-postgres molecule-cluster rotation-test cluster-lifecycle-test
+TEST_TIERS = lint sanity unit backstage-app-test cluster-test argspec-test images-test image-import-test molecule-default molecule-postgres molecule-cluster rotation-test package-test cluster-lifecycle-test
 
-.PHONY: help venv deploy test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test fault-test
+# Tiers run one after the other, even under `make -j`: they share one test cluster.
+.NOTPARALLEL:
+
+LOCKED := tests/run-locked
+
+.PHONY: help venv venv-runtime link-collection deploy test package-test $(TEST_TIERS) backstage-app-test constraints build clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test fault-test
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: requirements.txt constraints.txt
+# Runtime (requirements.txt: what `make deploy` needs) and test tooling (requirements-test.txt),
+# both pinned by constraints.txt.
+$(BIN)/.installed-runtime: requirements.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	touch $@
 
-venv: $(BIN)/.installed  ## Create the virtualenv and link the collection into it
+$(BIN)/.installed-test: $(BIN)/.installed-runtime requirements-test.txt constraints.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt -c constraints.txt
+	touch $@
+
+link-collection:
 	@link="$(COLLECTION_LINK)"; mkdir -p "$$(dirname "$$link")"; \
 	  [ "$$(readlink "$$link")" = "$(CURDIR)" ] || ln -sfn "$(CURDIR)" "$$link"
 
-deploy: venv  ## Deploy Backstage (microk8s on this machine unless a kubeconfig is given)
+venv-runtime: $(BIN)/.installed-runtime link-collection  ## Create the virtualenv with what a deploy needs and link the collection into it
+
+venv: $(BIN)/.installed-test link-collection  ## Create the virtualenv with the test tooling too and link the collection into it
+
+deploy: venv-runtime  ## Deploy Backstage (microk8s on this machine unless a kubeconfig is given)
 	$(BIN)/ansible-playbook site.yml $(ANSIBLE_ARGS)
 
-test: $(TEST_TIERS)  ## Set up and run every test tier
+# Tiers share the test cluster (its namespaces, Ingress hosts, ports): one run at a time per
+# instance. The run holds the cluster's lock for all its tiers; a tier started alone takes it
+# too, and another run finds it held and stops at once, saying so.
+test:  ## Set up and run every test tier
+	$(LOCKED) $(MAKE) --no-print-directory $(TEST_TIERS)
 
 lint: venv  ## ansible-lint, production profile
 	$(BIN)/ansible-lint --profile production
@@ -54,61 +73,63 @@ backstage-app-test: venv  ## Build the test Backstage app; run it on TLS-only Po
 	$(BIN)/pytest tests/images/backstage-app
 
 cluster-up:  ## Start the test cluster (a real Kubernetes built from source into the cache)
-	tests/cluster/cluster up
+	$(LOCKED) tests/cluster/cluster up
 
 cluster-down:  ## Stop the test cluster; its state stays for the next cluster-up
-	tests/cluster/cluster down
+	$(LOCKED) tests/cluster/cluster down
 
 cluster-test: venv cluster-up  ## Acceptance tests of the test cluster (does not disturb its users)
-	$(BIN)/pytest tests/cluster --ignore=tests/cluster/test_lifecycle.py
+	$(LOCKED) $(BIN)/pytest tests/cluster --ignore=tests/cluster/test_lifecycle.py
 
 argspec-test: venv  ## Every role refuses bad input (wrong types, values outside choices, failed checks) before any change
-	$(BIN)/pytest tests/argument_specs -p no:cacheprovider -rxXs
+	$(LOCKED) $(BIN)/pytest tests/argument_specs -p no:cacheprovider -rxXs
 
 cluster-lifecycle-test: venv  ## down/up/crash tests, on a second cluster instance (TESTCLUSTER_INSTANCE=1)
-	TESTCLUSTER_INSTANCE=1 tests/cluster/cluster up
-	TESTCLUSTER_INSTANCE=1 $(BIN)/pytest tests/cluster/test_lifecycle.py; rc=$$?; \
-	  TESTCLUSTER_INSTANCE=1 tests/cluster/cluster destroy; exit $$rc
+	TESTCLUSTER_INSTANCE=1 $(LOCKED) bash -c 'trap "tests/cluster/cluster destroy" EXIT; \
+	  tests/cluster/cluster up && $(BIN)/pytest tests/cluster/test_lifecycle.py'
 
 molecule-cluster: venv  ## End to end: site.yml on the test cluster, idempotence, checks through the Ingress and in Chromium
-	$(BIN)/molecule test -s cluster
+	$(LOCKED) $(BIN)/molecule test -s cluster
 
 molecule-default: venv cluster-up  ## The laptop bootstrap (microk8s + image_import) for real; skips, saying why, without snap or brew+multipass
 	if tests/cluster/cluster status >/dev/null 2>&1; then eval "$$(tests/cluster/cluster env)"; fi; \
-	  $(BIN)/pytest tests/microk8s -rs
-	$(BIN)/molecule test -s default
+	  $(LOCKED) $(BIN)/pytest tests/microk8s -rs
+	$(LOCKED) $(BIN)/molecule test -s default
 
 image-import-test: venv cluster-up  ## image_import against a real containerd (the test cluster's when it is up), no-op re-run included
 	tests/image_import/setup-host.sh
 	if tests/cluster/cluster status >/dev/null 2>&1; then eval "$$(tests/cluster/cluster env)"; fi; \
-	  $(BIN)/pytest tests/image_import -rs
+	  $(LOCKED) $(BIN)/pytest tests/image_import -rs
 
 images-test: venv cluster-up  ## Offline OCI images: build them all, run each confined as non-root with runc, and as restricted pods when the test cluster is up
-	$(BIN)/pytest tests/images/test_images.py tests/images/test_images_cluster.py -rs
+	$(LOCKED) $(BIN)/pytest tests/images/test_images.py tests/images/test_images_cluster.py -rs
 
 rotation-test: venv  ## Certificate rotation: postgres_server_certificate on a real PostgreSQL, then the rotation scenario on the test cluster
 	tests/rotation/setup-host.sh
 	$(BIN)/pytest tests/rotation
-	eval "$$(tests/cluster/cluster env)" && $(BIN)/molecule test -s rotation
+	eval "$$(tests/cluster/cluster env)" && $(LOCKED) $(BIN)/molecule test -s rotation
 
 fault-test: venv cluster-up  ## Fault tests (long, not in make test): PostgreSQL pod deleted under writes, rotation killed mid-way, cluster restart (instance 2), changed variables
-	$(BIN)/pytest tests/faults -p no:cacheprovider -rs
+	$(LOCKED) $(BIN)/pytest tests/faults -p no:cacheprovider -rs
 
 molecule-postgres: venv  ## pki + postgres roles on the test cluster: idempotence, TLS cases with psql from a pod, bad input
-	eval "$$(tests/cluster/cluster env)" && $(BIN)/molecule test -s postgres
+	eval "$$(tests/cluster/cluster env)" && $(LOCKED) $(BIN)/molecule test -s postgres
 
 demo: venv cluster-up  ## Backstage on the test cluster (no microk8s needed); prints the URL to open
-	$(BIN)/ansible-playbook tests/testcluster/demo.yml $(ANSIBLE_ARGS)
+	$(LOCKED) $(BIN)/ansible-playbook tests/testcluster/demo.yml $(ANSIBLE_ARGS)
 
-constraints:  ## Re-pin constraints.txt from requirements.txt
+constraints:  ## Re-pin constraints.txt from requirements.txt and requirements-test.txt
 	rm -rf $(VENV).pin && $(PYTHON) -m venv $(VENV).pin
-	$(VENV).pin/bin/pip install --quiet -r requirements.txt
-	{ echo "# Generated by 'make constraints' from requirements.txt: the exact versions every test run uses."; \
+	$(VENV).pin/bin/pip install --quiet -r requirements-test.txt
+	{ echo "# Generated by 'make constraints' from requirements.txt and requirements-test.txt: the exact versions every run uses."; \
 	  $(VENV).pin/bin/pip freeze; } > constraints.txt
 	rm -rf $(VENV).pin
 
-build: venv  ## Build the collection tarball
+build: venv-runtime  ## Build the collection tarball (the product only) into dist/
 	$(BIN)/ansible-galaxy collection build --force --output-path dist/
+
+package-test: venv cluster-up  ## The built tarball installed into a runtime-only virtualenv: site.yml (check mode, then for real) and rotate.yml from that copy
+	$(LOCKED) $(BIN)/pytest tests/package -rs
 
 clean:  ## Remove the virtualenv and build outputs
 	rm -rf $(VENV) dist tests/output

@@ -8,7 +8,6 @@
 #                       node packages/backend --config app-config.yaml \
 #                         --config app-config.production.yaml --config <deployment config>
 #   frontend/dist/    static files of the frontend (index.html, static/)
-#   frontend/inject-runtime-config.sh   writes runtime app-config into index.html
 #   build-info.json   versions and sizes
 #
 # <key> hashes the app's source files, the lockfile, this script and the Node
@@ -112,7 +111,6 @@ cp -r "$work/src/packages/app/dist" "$out.tmp/frontend/dist"
 # Source maps are four fifths of the build and no browser needs them; the
 # template for a server that renders index.html itself is not needed either.
 find "$out.tmp/frontend/dist" \( -name '*.map' -o -name index.html.tmpl \) -type f -delete
-install -m 0755 "$work/src/inject-runtime-config.sh" "$out.tmp/frontend/"
 
 python3 - "$out.tmp" "$node_version" "$((SECONDS - start))" <<'EOF'
 import json, os, re, sys

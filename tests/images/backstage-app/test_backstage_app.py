@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 HERE = Path(__file__).resolve().parent
+# The frontend image's runtime config injection (a product part: images/backstage-frontend).
+INJECT_RUNTIME_CONFIG = HERE.parents[2] / "images" / "backstage-frontend" / "inject-runtime-config.sh"
 DB_USER = "postgres"
 BACKEND_START_TIMEOUT = 180
 CATALOG_TIMEOUT = 120
@@ -348,7 +350,7 @@ def frontend(app_build: Path, workdir: Path, backend: str, frontend_url: str) ->
         "backend": {"baseUrl": backend},
     }))
     subprocess.run(
-        [str(app_build / "frontend" / "inject-runtime-config.sh"), str(dist), str(runtime_config)],
+        [str(INJECT_RUNTIME_CONFIG), str(dist), str(runtime_config)],
         check=True,
     )
     port = int(frontend_url.rsplit(":", 1)[1])
@@ -448,7 +450,7 @@ def test_runtime_config_injection_replaces_its_previous_value(
 ) -> None:
     dist = workdir / "dist-injection"
     shutil.copytree(app_build / "frontend" / "dist", dist)
-    inject = app_build / "frontend" / "inject-runtime-config.sh"
+    inject = INJECT_RUNTIME_CONFIG
     for url in ("http://first.test", "http://second.test"):
         config = workdir / "injection.json"
         config.write_text(json.dumps({"backend": {"baseUrl": url}}))

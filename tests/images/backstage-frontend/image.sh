@@ -31,8 +31,12 @@ IMAGE_STOPSIGNAL=SIGQUIT
 
 image_prepare() { find_app_dir; }
 
+# The server's configuration, entrypoint and runtime config injection are product parts.
+PRODUCT_DIR=$REPO/images/backstage-frontend
+
 image_inputs() {
     echo "frontend $(hash_tree_tar "$APP_DIR/frontend")"
+    echo "product $(hash_tree "$PRODUCT_DIR")"
 }
 
 image_assemble() {
@@ -57,8 +61,9 @@ GROUP
         "$rootfs/var/lib/dpkg"
     mkdir -p "$rootfs/srv/backstage-frontend" "$rootfs/etc/backstage"
     cp -a "$APP_DIR/frontend/dist" "$rootfs/srv/backstage-frontend/dist"
-    install -m 0755 "$APP_DIR/frontend/inject-runtime-config.sh" \
-        "$rootfs/usr/local/bin/inject-runtime-config.sh"
+    install -m 0644 "$PRODUCT_DIR/nginx.conf" "$rootfs/etc/nginx/nginx.conf"
+    install -m 0755 "$PRODUCT_DIR/frontend-entrypoint.sh" "$PRODUCT_DIR/inject-runtime-config.sh" \
+        "$rootfs/usr/local/bin/"
     chown -R 0:0 "$rootfs/srv/backstage-frontend"
     chmod -R a+rX,go-w "$rootfs/srv/backstage-frontend"
     chmod 1777 "$rootfs/tmp"
