@@ -12,5 +12,9 @@ done
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 echo "installing host packages: ${missing[*]}" >&2
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# Setups may run side by side (make test builds the test cluster in the background): one apt at
+# a time, waiting for the others (and for any other dpkg user) instead of failing.
+apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive flock /var/lock/backstage-k8s-apt.lock
+     apt-get -o DPkg::Lock::Timeout=600)
+"${apt[@]}" update -qq >&2
+"${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -6,19 +6,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${BACKSTAGE_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/backstage-k8s}
 
-missing=()
 packages=(chromium fonts-dejavu-core)
 # Node 20 may come from elsewhere than Debian (bookworm's is 18): Debian's only when there is none.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
-for pkg in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    echo "browser: installing ${missing[*]}" >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+"$here/../../../tests/ensure-packages.sh" "${packages[@]}"
 
 key=$(cat "$here/package.json" "$here/package-lock.json" | sha256sum | cut -c1-16)
 dir=$cache/browser/$key
