@@ -61,6 +61,7 @@ GROUP
         "$rootfs/var/lib/dpkg"
     mkdir -p "$rootfs/srv/backstage-frontend" "$rootfs/etc/backstage"
     cp -a "$APP_DIR/frontend/dist" "$rootfs/srv/backstage-frontend/dist"
+    mkdir -p "$rootfs/usr/local/bin"
     install -m 0644 "$PRODUCT_DIR/nginx.conf" "$rootfs/etc/nginx/nginx.conf"
     install -m 0755 "$PRODUCT_DIR/frontend-entrypoint.sh" "$PRODUCT_DIR/inject-runtime-config.sh" \
         "$rootfs/usr/local/bin/"
