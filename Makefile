@@ -56,11 +56,12 @@ deploy: venv-runtime  ## Deploy Backstage (microk8s on this machine unless a kub
 # Tiers share the test cluster (its namespaces, Ingress hosts, ports): one run at a time per
 # instance. The run holds the cluster's lock for all its tiers; a tier started alone takes it
 # too, and another run finds it held and stops at once, saying so.
-# The test cluster's build (the longest part of a cold run, cached once done) starts in the
-# background at once and overlaps the tiers that do not need it; cluster-up waits for it.
+# The test cluster's build (the longest part of a cold run, cached once done), then the test
+# images', start in the background at once and overlap the tiers that do not need them; the
+# tiers that do wait for them (each build holds a lock; nothing is built twice).
 test:  ## Set up and run every test tier
 	mkdir -p "$(BACKSTAGE_K8S_CACHE)"
-	$(LOCKED) bash -c '{ tests/cluster/cluster build && tests/images/build postgres >/dev/null; } \
+	$(LOCKED) bash -c '{ tests/cluster/cluster build && tests/images/build all >/dev/null; } \
 	  >"$(BACKSTAGE_K8S_CACHE)/prebuild.log" 2>&1 & exec $(MAKE) --no-print-directory $(TEST_TIERS)'
 
 lint: venv  ## ansible-lint, production profile
