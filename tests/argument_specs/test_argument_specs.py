@@ -82,6 +82,21 @@ def spec_choice(role: str, var: str, value: str) -> Case:
 
 LONG_NAME = "a" * 41 + "-" + "b" * 13  # 55 characters: a DNS label, too long for some names
 
+# Stands for the case's own namespace (new to the cluster) in a case's variables.
+NAMESPACE = "{namespace}"
+
+# A name with whitespace around it. YAML drops that whitespace when the name reaches an object's
+# manifest, so a check that let it through ($ also matches before a trailing newline) would have
+# the role create the object under the bare name.
+NOT_WHOLE = {"trailing-newline": "{}\n", "leading-space": " {}", "trailing-space": "{} "}
+
+
+def not_whole_name(role: str, var: str, name: str, *words: str) -> list[Case]:
+    """A valid name with whitespace around it, one case per shape: refused by the role's checks."""
+    return [Case(role, f"{var}-{kind}", {var: shape.format(name)}, "validate", words)
+            for kind, shape in NOT_WHOLE.items()]
+
+
 MICROK8S = [
     spec_choice("microk8s", "microk8s_platform", "windows"),
     *(spec_type("microk8s", var, "two", "int")
@@ -140,6 +155,13 @@ PKI = [
          "validate", ("'-client' is not a valid Secret name",)),
     Case("pki", "pki_database_user-empty", {"pki_database_user": ""}, "validate",
          ("pki_database_user", "empty")),
+    *not_whole_name("pki", "pki_namespace", NAMESPACE, "pki_namespace '", "is not a valid Kubernetes namespace name"),
+    *(case for var, name in (("pki_ca_secret_name", "backstage-pki-ca"),
+                             ("pki_postgres_server_secret_name", "postgres-server-tls"),
+                             ("pki_backstage_client_secret_name", "backstage-postgres-client-tls"))
+      for case in not_whole_name("pki", var, name, f"{var} '", "is not a valid Secret name")),
+    *not_whole_name("pki", "pki_database_user", "postgres", "pki_database_user '",
+                    "not a usable PostgreSQL user name"),
 ]
 
 POSTGRES = [
@@ -171,6 +193,13 @@ POSTGRES = [
          ("StorageClass 'no-such-storage-class' does not exist in the cluster", "postgres_storage_class")),
     Case("postgres", "postgres_storage_size-not-a-quantity", {"postgres_storage_size": "two gigs"}, "validate",
          ("postgres_storage_size",)),
+    *not_whole_name("postgres", "postgres_namespace", NAMESPACE, "postgres_namespace '",
+                    "is not a valid Kubernetes namespace name"),
+    *(case for var, name in (("postgres_service_name", "postgres"), ("postgres_tls_secret_name", "postgres-server-tls"),
+                             ("postgres_superuser_secret_name", "postgres-superuser"))
+      for case in not_whole_name("postgres", var, name, f"{var} ('", "must be valid Kubernetes names")),
+    *not_whole_name("postgres", "postgres_database_user", "postgres", "postgres_database_user '",
+                    "is not a usable PostgreSQL user name"),
 ]
 
 BACKSTAGE_INTS = (
@@ -226,6 +255,8 @@ BACKSTAGE = [
          ("backstage_namespace", "not a valid Kubernetes namespace name")),
     Case("backstage", "backstage_port-above-65535", {"backstage_port": 70000}, "validate",
          ("backstage_port", "65535")),
+    *not_whole_name("backstage", "backstage_namespace", NAMESPACE, "backstage_namespace '",
+                    "is not a valid Kubernetes namespace name"),
 ]
 
 CERT_ROTATION_INTS = (
@@ -269,6 +300,10 @@ CERT_ROTATION = [
          ("cert_rotation_schedule",)),
     Case("cert_rotation", "cert_rotation_postgres_port-above-65535", {"cert_rotation_postgres_port": 70000},
          "validate", ("cert_rotation_postgres_port", "65535")),
+    *not_whole_name("cert_rotation", "cert_rotation_namespace", NAMESPACE, "cert_rotation_namespace ('",
+                    "must be valid Kubernetes names"),
+    *not_whole_name("cert_rotation", "cert_rotation_name", "backstage-cert-rotation", "cert_rotation_name ('",
+                    "must be valid Kubernetes names"),
 ]
 
 CASES = MICROK8S + IMAGE_IMPORT + PKI + POSTGRES + BACKSTAGE + CERT_ROTATION
@@ -469,11 +504,14 @@ class PendingRun:
         control_case = CONTROL._replace(vars=dict(role.control_vars))
         for index, case in enumerate([*(c for c in CASES if c.role == role.name), control_case]):
             host_vars = dict(base)
+            namespace = f"argspec-{RUN}-{role.name.replace('_', '-')}-{index}"
             if role.namespace_var:
-                host_vars[role.namespace_var] = f"argspec-{RUN}-{role.name.replace('_', '-')}-{index}"
-            host_vars.update(case.vars)
+                host_vars[role.namespace_var] = namespace
+            host_vars.update({name: value.replace(NAMESPACE, namespace) if isinstance(value, str) else value
+                              for name, value in case.vars.items()})
             if role.namespace_var:
-                self.namespaces[case.id] = str(host_vars[role.namespace_var])
+                # The bare name: what an object would be named after YAML dropped the whitespace.
+                self.namespaces[case.id] = str(host_vars[role.namespace_var]).strip()
             hosts[case_host(case.id)] = host_vars
         control = case_host(CONTROL.id)
         inventory = {

@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) backstage.k8s maintainers
+# Apache License 2.0 (see LICENSE)
+# SPDX-License-Identifier: Apache-2.0
+
+"""Tests the roles check their names with: Kubernetes object names and PostgreSQL user names.
+
+Each pattern must match the whole value (``fullmatch``): with ``re.match`` and a pattern ending in
+``$``, ``"backstage\\n"`` would pass, since ``$`` also matches before a trailing newline.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Dict
+
+# k8s.io/apimachinery/pkg/util/validation: IsDNS1123Label, IsDNS1123Subdomain.
+_DNS1123_LABEL = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?')
+_DNS1123_LABEL_MAX = 63
+_DNS1123_SUBDOMAIN = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
+_DNS1123_SUBDOMAIN_MAX = 253
+# A user name PostgreSQL's cert authentication can match to a certificate's CN without quoting
+# surprises: a letter or '_' first, then letters, digits, '_', '$' or '-'; NAMEDATALEN - 1 bytes.
+_POSTGRES_USER_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_$-]*')
+_POSTGRES_USER_NAME_MAX = 63
+
+
+def _whole(pattern: re.Pattern[str], longest: int, value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= longest and pattern.fullmatch(value) is not None
+
+
+def dns1123_label(value: Any) -> bool:
+    """A DNS-1123 label: the name of a Namespace, a Service, a CronJob."""
+    return _whole(_DNS1123_LABEL, _DNS1123_LABEL_MAX, value)
+
+
+def dns1123_subdomain(value: Any) -> bool:
+    """A DNS-1123 subdomain: the name of a Secret, a ConfigMap, most objects."""
+    return _whole(_DNS1123_SUBDOMAIN, _DNS1123_SUBDOMAIN_MAX, value)
+
+
+def postgres_user_name(value: Any) -> bool:
+    """A PostgreSQL user name usable as the CN of a client certificate."""
+    return _whole(_POSTGRES_USER_NAME, _POSTGRES_USER_NAME_MAX, value)
+
+
+class TestModule:
+    def tests(self) -> Dict[str, Callable[[Any], bool]]:
+        return {
+            'dns1123_label': dns1123_label,
+            'dns1123_subdomain': dns1123_subdomain,
+            'postgres_user_name': postgres_user_name,
+        }
