@@ -17,10 +17,9 @@ EE_DEFINITION=$PRODUCT_DIR/execution-environment.yml
 # The ee-base image's Python (the definition's default is the python image's /usr/local/bin/python3).
 EE_PYCMD=/usr/bin/python3
 
-# podman with a store of its own, apart from the host's default one that other tests use:
-# overlay layers in the cache (a rebuild reuses the layers whose inputs did not change), run
-# state on tmpfs. Containers run as root with crun; cgroupfs (no systemd needed), events to a
-# file (no journald needed).
+# podman with a store of its own, apart from the host's default one that other tests use: in the
+# cache, holding the loaded base between builds; run state on tmpfs. runc, as Debian's crun 1.8
+# refuses a hybrid cgroup v1/v2 host; cgroupfs (no systemd needed), events to a file (no journald).
 podman_cmd() {
     podman --root "$IMAGES_CACHE/podman/storage" \
         --runroot "${XDG_RUNTIME_DIR:-/run}/backstage-k8s-podman" \
@@ -116,5 +115,13 @@ image_build() {
     podman_cmd push --quiet --compression-format gzip "$local_ref" "oci:$work/oci:$tag" >&2 ||
         die "ee: podman push to an OCI layout failed"
     IMAGE_ROOTFS_BYTES=$(podman_cmd image inspect --format '{{.Size}}' "$local_ref")
+    # Keep only the base: the archive is the cache of record (an unchanged rebuild takes seconds),
+    # and the build's layers would add about 400 MB to the store per build.
     podman_cmd rmi "$local_ref" >/dev/null
+    local old
+    podman_cmd images --format '{{.Repository}}:{{.Tag}}' | grep '/backstage-k8s/ee-base:' |
+        { grep -vF ":${EE_BASE_REF#*:}" || true; } | while IFS= read -r old; do
+            podman_cmd rmi "$old" >/dev/null
+        done
+    podman_cmd image prune -f >/dev/null
 }
