@@ -75,7 +75,7 @@ image_prepare() {
 }
 
 image_inputs() {
-    echo "base $EE_BASE_ARCHIVE"
+    echo "base ${EE_BASE_ARCHIVE##*/}"
     echo "definition $(hash_tree "$PRODUCT_DIR")"
     echo "constraints $(sha <"$REPO/constraints.txt")"
     echo "collection $EE_COLLECTION_HASH"
