@@ -12,8 +12,11 @@ cluster up, each also runs as a pod in a namespace that enforces ``restricted``.
   database, reached with a client certificate (CN ``postgres``).
 - backstage-frontend: serves index.html (no-cache) with the runtime config,
   hashed assets (immutable), the SPA fallback and /healthz.
-- cert-rotation: ansible-playbook finds backstage.k8s.rotate and the modules
-  of kubernetes.core and community.crypto it needs, with no network.
+- ee (the collection's execution environment, built by ansible-builder and
+  podman): through its entry point, as AWX and the rotation CronJob start it,
+  ansible-playbook finds backstage.k8s.rotate and the modules of kubernetes.core
+  and community.crypto it needs, and ansible-runner runs a playbook of the
+  collection, with no network.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build"
-IMAGES = ("postgres", "backstage-backend", "backstage-frontend", "cert-rotation")
+IMAGES = ("postgres", "backstage-backend", "backstage-frontend", "ee")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="building images and runc need root")
 
@@ -535,29 +538,60 @@ def test_frontend_runs_as_nginx_user_with_a_read_only_root(frontend: Container) 
     assert "[alert]" not in frontend.logs() and "[emerg]" not in frontend.logs(), frontend.logs()
 
 
-# --------------------------------------------------------------------------- cert-rotation
+# --------------------------------------------------------------------------- ee
+
+# What the rotation CronJob sets for its read-only root (roles/cert_rotation/templates/cronjob.yaml.j2).
+ROTATION_ENV = {"ANSIBLE_HOME": "/tmp/ansible", "ANSIBLE_LOCAL_TEMP": "/tmp/ansible/tmp",
+                "ANSIBLE_REMOTE_TEMP": "/tmp/ansible/tmp"}
+
+RUNNER_PLAYBOOK = """\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Check the client certificate
+      backstage.k8s.cert_cn_check:
+        certificate_path: /pki/client.crt
+        ca_certificate_path: /pki/ca.crt
+        user: postgres
+"""
 
 
-def test_rotation_runner_runs_the_collections_modules_offline(
-        unpack: Callable[[str], Bundle], tmp_path: Path) -> None:
-    """The playbook resolves, and modules of backstage.k8s, community.crypto and
-    kubernetes.core run (the last one fails for want of a cluster, not of code)."""
+def test_execution_environment_is_what_awx_expects(images: dict[str, Image]) -> None:
+    """ansible-builder's contract: the label AWX looks for, uid 1000, /runner, its entry point."""
+    config = images["ee"].config()["config"]
+    assert config["Labels"]["ansible-execution-environment"] == "true", config
+    assert config["User"] == "1000", config
+    assert config["WorkingDir"] == "/runner", config
+    assert config["Entrypoint"] == ["/opt/builder/bin/entrypoint", "dumb-init"], config
+
+
+def test_execution_environment_runs_the_collections_modules_offline(
+        images: dict[str, Image], unpack: Callable[[str], Bundle], tmp_path: Path) -> None:
+    """Through the image's entry point, as the CronJob and AWX start it: the playbook resolves,
+    modules of backstage.k8s, community.crypto and kubernetes.core run (the last one fails for
+    want of a cluster, not of code), and ansible-runner runs a playbook of the collection."""
     pki = make_pki(tmp_path / "pki", ["postgres"], 1000, "postgres", 1000)
-    bundle = unpack("cert-rotation")
+    bundle = unpack("ee")
+    entrypoint = images["ee"].config()["config"]["Entrypoint"]
     script = (
-        "set -e; id -u;"
+        "set -e; id -u; echo \"HOME=$HOME\";"
         " ansible-playbook --syntax-check backstage.k8s.rotate;"
         " ansible localhost -m backstage.k8s.cert_cn_check"
         "   -a 'certificate_path=/pki/client.crt ca_certificate_path=/pki/ca.crt user=postgres';"
         " ansible localhost -m community.crypto.x509_certificate_info -a 'path=/pki/server.crt';"
-        " ansible localhost -m kubernetes.core.k8s_info -a 'kind=Namespace' || true"
+        " ansible localhost -m kubernetes.core.k8s_info -a 'kind=Namespace' || true;"
+        " mkdir -p /tmp/runner/project; printf '%s' \"$RUNNER_PLAYBOOK\" >/tmp/runner/project/check.yml;"
+        " ansible-runner run /tmp/runner -p check.yml"
     )
-    runner = bundle.run(args=["sh", "-c", script], mounts=[(pki["ca"].parent, "/pki")],
-                        env={"KUBECONFIG": "/nonexistent/kubeconfig"})
-    wait_until("the runner to finish", lambda: not runner.running(), timeout=180,
+    runner = bundle.run(args=[*entrypoint, "sh", "-c", script], mounts=[(pki["ca"].parent, "/pki")],
+                        env={**ROTATION_ENV, "KUBECONFIG": "/nonexistent/kubeconfig",
+                             "RUNNER_PLAYBOOK": RUNNER_PLAYBOOK})
+    wait_until("the execution environment to finish", lambda: not runner.running(), timeout=240,
                diagnostics=runner.logs)
     out = runner.logs()
     assert out.splitlines()[0] == "1000", out
+    # The entry point found a writable HOME under the read-only root.
+    assert "HOME=/tmp" in out, out
     assert ("playbook: /usr/share/ansible/collections/ansible_collections/backstage/k8s/"
             "playbooks/rotate.yml") in out, out
     assert '"cn": "postgres"' in out, out
@@ -565,6 +599,15 @@ def test_rotation_runner_runs_the_collections_modules_offline(
     assert "Failed to import the required Python library" not in out, out
     assert "couldn't resolve module" not in out.lower(), out
     assert "FAILED" in out and ("kubeconfig" in out.lower() or "configuration" in out.lower()), out
+    assert re.search(r"localhost\s*:\s*ok=1\s+changed=0\s+unreachable=0\s+failed=0", out), out
+
+
+def test_an_unchanged_execution_environment_is_reused_in_seconds(images: dict[str, Image]) -> None:
+    """A warm run builds the collection tarball, hashes the inputs and finds the archive."""
+    ee = images["ee"]
+    started = time.monotonic()
+    assert build("ee") == [(str(ee.archive), ee.reference)]
+    assert time.monotonic() - started < 60
 
 
 # --------------------------------------------------------------------------- cache keys

@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent / "cluster"))
 from testcluster import Cluster, cluster_env, wait_until  # noqa: E402
 
 # images: the session fixture that builds every image, shared with test_images.
-from test_images import PG_HBA, Image, images, make_pki  # noqa: E402,F401  pylint: disable=unused-import
+from test_images import PG_HBA, ROTATION_ENV, Image, images, make_pki  # noqa: E402,F401  pylint: disable=unused-import
 
 pytestmark = pytest.mark.skipif(
     subprocess.run([str(HERE.parent / "cluster" / "cluster"), "status"],
@@ -242,7 +242,7 @@ def test_frontend_pod_serves_index_and_hashed_assets_with_their_cache_headers(
     assert "Cache-Control: public, max-age=31536000, immutable" in headers, headers
 
 
-def test_rotation_runner_pod_reads_secrets_with_its_service_account(
+def test_execution_environment_pod_reads_secrets_with_its_service_account(
         cluster: Cluster, namespace: str, imported: dict[str, str], postgres: str) -> None:
     """In-cluster config from the service account token; the RBAC the job
     gets is all it can use."""
@@ -261,8 +261,10 @@ def test_rotation_runner_pod_reads_secrets_with_its_service_account(
               f"-a 'kind=Secret namespace={namespace} name=postgres-tls' && "
               f"ansible localhost -m kubernetes.core.k8s_info "
               f"-a 'kind=Secret namespace={namespace} name=backend-tls' ; true")
-    manifest = pod("rotation", 1000, [container("rotation", imported["cert-rotation"],
-                                                command=["sh", "-c", script])],
+    # Arguments to the image's entry point, as the CronJob gives them.
+    manifest = pod("rotation", 1000, [container("rotation", imported["ee"],
+                                                args=["sh", "-c", script],
+                                                env=[{"name": k, "value": v} for k, v in ROTATION_ENV.items()])],
                    restartPolicy="Never", serviceAccountName="rotation")
     manifest["spec"]["automountServiceAccountToken"] = True
     cluster.apply(manifest, namespace)

@@ -3,8 +3,8 @@
     extract-collections.py ANSIBLE_WHEEL DEST_COLLECTIONS_PATH COLLECTIONS_TXT
 
 Writes DEST/ansible_collections/<namespace>/<name>/ for every ``namespace.name``
-line of COLLECTIONS_TXT, so the runner needs neither Galaxy nor the whole
-``ansible`` package (hundreds of collections) at run time.
+line of COLLECTIONS_TXT, so the execution environment needs neither Galaxy nor
+the whole ``ansible`` package (hundreds of collections).
 """
 from __future__ import annotations
 
