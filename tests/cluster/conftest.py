@@ -1,23 +1,27 @@
-"""Fixtures for the test cluster's acceptance tests (helpers live in testcluster.py)."""
+"""Fixtures for the test cluster's acceptance tests (helpers live in tests/lib/testcluster.py)."""
 
 from __future__ import annotations
 
 import re
 import secrets
-import subprocess
+import sys
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from testcluster import CLUSTER, Cluster, cluster_env, wait_until
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+
+from testcluster import Cluster, wait_until  # noqa: E402  (tests/lib)
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Cluster:
-    status = subprocess.run([str(CLUSTER), "status"], capture_output=True, text=True, check=False)
+    cluster = Cluster()
+    status = cluster.status()
     if status.returncode != 0:
         pytest.fail(f"the test cluster is not up; run tests/cluster/cluster up\n{status.stdout}{status.stderr}")
-    return Cluster(cluster_env())
+    return cluster
 
 
 @pytest.fixture

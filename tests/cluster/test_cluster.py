@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from testcluster import HERE, Cluster, wait_until
+from testcluster import CLUSTER_DIR, Cluster, wait_until
 
 WEB_PORT = 8080
 
@@ -52,7 +52,7 @@ def web_image(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tup
     (root / "www" / "index.html").write_text(f"hello {token}\n")
     (root / "www" / "routed" / "index.html").write_text(f"routed {token}\n")
     archive = root / "web.tar"
-    subprocess.run([str(HERE / "oci-image"), str(archive), tag, "--busybox", "--add", f"{root / 'www'}=/www",
+    subprocess.run([str(CLUSTER_DIR / "oci-image"), str(archive), tag, "--busybox", "--add", f"{root / 'www'}=/www",
                     "--", "/bin/httpd", "-f", "-v", "-p", str(WEB_PORT), "-h", "/www"],
                    check=True, capture_output=True)
     cluster.ctr("images", "import", "--base-name", "localhost/acceptance/web", str(archive))
@@ -85,7 +85,7 @@ def test_the_node_is_ready_and_runs_the_built_kubernetes(cluster: Cluster) -> No
     ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
     assert ready == "True"
     version = json.loads(cluster.kubectl("version", "-o", "json").stdout)
-    kube_mod = (HERE / "go" / "kube" / "go.mod").read_text()
+    kube_mod = (CLUSTER_DIR / "go" / "kube" / "go.mod").read_text()
     pinned = re.search(r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\S+)", kube_mod, re.MULTILINE)[1]
     assert node["status"]["nodeInfo"]["kubeletVersion"] == pinned
     assert version["serverVersion"]["gitVersion"] == pinned

@@ -4,19 +4,14 @@ through a port-forward with the client certificate, and the checks every fault t
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import datetime
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +22,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "artifacts" / "faults"
-sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-import availability  # noqa: E402  (bench/availability.py: the guest sign-in)
-from ansible_collections.backstage.k8s.plugins.module_utils import _postgres_tls  # noqa: E402
+from testcluster import (  # noqa: E402  (tests/lib)
+    CA_SECRET, CLIENT_SECRET, DATABASE_USER, REPO, SERVER_SECRET, Cluster, Kubectl, ansible_env, ansible_playbook,
+    artifacts_dir, client_certificate_connections, guest_token, http_request, postgres_query, presented_serial,
+    run_rotate, venv_collections_path, wait_until,
+)
 
 # Where Ansible finds backstage.k8s: ANSIBLE_COLLECTIONS_PATH as the Makefile exports it, else the
 # directory holding the virtualenv's link to this checkout.
-COLLECTIONS_PATH = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or str(Path(_postgres_tls.__file__).parents[5])
+COLLECTIONS_PATH = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or venv_collections_path()
 
 NAMESPACE = "backstage-faults"
 INGRESS_HOST = "backstage-faults.localhost"
@@ -44,9 +40,6 @@ INGRESS_HOST = "backstage-faults.localhost"
 # changed variables scales the backend up.
 BASE_VARS: dict[str, Any] = {"backstage_replicas": 1, "backstage_frontend_replicas": 1}
 
-CA_SECRET = "backstage-pki-ca"
-SERVER_SECRET = "postgres-server-tls"
-CLIENT_SECRET = "backstage-postgres-client-tls"
 BACKEND = "backstage-backend"
 FRONTEND = "backstage-frontend"
 CRONJOB = "backstage-cert-rotation"
@@ -54,7 +47,6 @@ BACKEND_SELECTOR = "app.kubernetes.io/name=backstage,app.kubernetes.io/component
 FRONTEND_SELECTOR = "app.kubernetes.io/name=backstage,app.kubernetes.io/component=frontend"
 POSTGRES_SELECTOR = "app.kubernetes.io/name=postgres"
 SERIAL_ANNOTATION = "backstage.k8s/postgres-client-certificate-serial"
-DATABASE_USER = "postgres"
 
 LOCATIONS_PATH = "/api/catalog/locations"
 READINESS_PATH = "/.backstage/health/v1/readiness"
@@ -64,31 +56,6 @@ CATALOG_PATH = "/api/catalog/entities?limit=1"
 def log(message: str) -> None:
     """Progress on stderr (pytest -s shows it; the artifacts keep the numbers)."""
     print(f"{time.strftime('%H:%M:%S')} faults: {message}", file=sys.stderr, flush=True)
-
-
-# -- cluster ------------------------------------------------------------------------------------
-
-class Cluster:
-    """One instance of tests/cluster (0 is the shared one)."""
-
-    def __init__(self, instance: int = 0) -> None:
-        self.instance = instance
-        self.script = str(REPO / "tests" / "cluster" / "cluster")
-        self.process_env = {**os.environ, "TESTCLUSTER_INSTANCE": str(instance)}
-
-    def command(self, *args: str, timeout: float = 900) -> str:
-        result = subprocess.run([self.script, *args], env=self.process_env, capture_output=True, text=True,
-                                timeout=timeout, check=False)
-        assert result.returncode == 0, f"cluster {' '.join(args)} failed:\n{result.stderr[-3000:]}"
-        return result.stdout
-
-    @property
-    def env(self) -> dict[str, str]:
-        return dict(re.findall(r"^export ([A-Z_]+)=(.*)$", self.command("env"), flags=re.MULTILINE))
-
-    def kubectl_argv(self) -> list[str]:
-        env = self.env
-        return [env["TESTCLUSTER_KUBECTL"], "--kubeconfig", env["KUBECONFIG"]]
 
 
 # -- deployment ---------------------------------------------------------------------------------
@@ -128,37 +95,19 @@ class Deployment:
         self.cluster = cluster
         self.namespace = namespace
         self.host = host
-        env = cluster.env
-        self.url = env["TESTCLUSTER_INGRESS_URL"].rstrip("/")
-        self._kubectl = [env["TESTCLUSTER_KUBECTL"], "--kubeconfig", env["KUBECONFIG"]]
+        self.url = cluster.env["TESTCLUSTER_INGRESS_URL"].rstrip("/")
+        # kubectl in the namespace: ``deployment.kubectl(ARGS)`` prints, ``.get(ARGS)`` parses.
+        self.kubectl = Kubectl(namespace, cluster.env)
+        self.get = self.kubectl.get
         self._token: Optional[str] = None
-
-    # kubectl
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 120, namespaced: bool = True) -> str:
-        argv = [*self._kubectl, *(["-n", self.namespace] if namespaced else []), *args]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result.stdout
-
-    def get(self, *args: str) -> Any:
-        return json.loads(self.kubectl("get", *args, "-o", "json"))
-
-    def kubectl_popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([*self._kubectl, "-n", self.namespace, *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
     # ansible
     def deploy(self, log_name: str, **overrides: Any) -> Recap:
         """Run site.yml (tests/faults/deploy.yml) with BASE_VARS and ``overrides`` as extra vars."""
         extra = {"faults_namespace": self.namespace, "faults_ingress_host": self.host, **BASE_VARS, **overrides}
-        command = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(REPO / "tests" / "faults" / "deploy.yml"),
-                   "-e", json.dumps(extra)]
         started = time.monotonic()
-        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=2400, check=False,
-                                env={**self.cluster.process_env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-                                     "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH,
-                                     "ANSIBLE_FORCE_COLOR": "0"})
+        result = ansible_playbook(str(REPO / "tests" / "faults" / "deploy.yml"), "-e", json.dumps(extra),
+                                  env=ansible_env(COLLECTIONS_PATH, base=self.cluster.process_env), timeout=2400)
         output = result.stdout + result.stderr
         write_artifact(f"{log_name}.log", output)
         log(f"site.yml ({log_name}) took {time.monotonic() - started:.0f} s")
@@ -174,38 +123,20 @@ class Deployment:
 
     def rotate(self, log_name: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
         """playbooks/rotate.yml from this host: a Job from the rotation CronJob."""
-        command = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "backstage.k8s.rotate",
-                   "-e", json.dumps({"backstage_k8s_kubeconfig": self.cluster.env["KUBECONFIG"],
-                                     "cert_rotation_namespace": self.namespace}), *extra]
-        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800, check=False,
-                                env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-                                     "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH, "ANSIBLE_FORCE_COLOR": "0"})
-        write_artifact(f"{log_name}.log", result.stdout + result.stderr)
-        if check:
-            assert result.returncode == 0, f"rotate.yml failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
-        return result
+        return run_rotate(self.cluster.env["KUBECONFIG"], self.namespace, *extra, log=artifacts_dir("faults") / f"{log_name}.log",
+                          collections_path=COLLECTIONS_PATH, check=check)
 
     # HTTP through the Ingress
     def http(self, method: str, path: str, body: Any = None, timeout: float = 5,
              auth: bool = True) -> tuple[int, bytes]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Host", self.host)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if auth:
-            request.add_header("Authorization", "Bearer " + self.token())
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            if error.code == 401 and auth:
-                self._token = None
-            return error.code, error.read()
+        response = http_request(self.url + path, method, self.host, self.token() if auth else None, body, timeout)
+        if response.status == 401 and auth:
+            self._token = None
+        return response.status, response.body
 
     def token(self) -> str:
         if self._token is None:
-            self._token = availability.guest_token(self.url, self.host, wait=300)
+            self._token = guest_token(self.url, self.host, wait=300)
         return self._token
 
     def add_location(self, target: str, timeout: float = 5) -> int:
@@ -218,33 +149,38 @@ class Deployment:
         assert status == 200, f"GET {LOCATIONS_PATH}: {status} {body[:300]!r}"
         return {item["data"]["target"] for item in json.loads(body)}
 
-    def answers(self) -> bool:
-        """Backstage through the Ingress: readiness 200 and a catalog read 200 with a list."""
+    def answer(self) -> str:
+        """What Backstage answers through the Ingress: "answers" for readiness 200 and a catalog
+        read 200 with a list, else what it answered."""
         try:
             ready = self.http("GET", READINESS_PATH, auth=False)[0]
             status, body = self.http("GET", CATALOG_PATH)
-            return ready == 200 and status == 200 and isinstance(json.loads(body), list)
-        except (OSError, ValueError):
-            return False
+            if ready == 200 and status == 200 and isinstance(json.loads(body), list):
+                return "answers"
+            return f"readiness {ready}, catalog {status} {body[:200]!r}"
+        except (OSError, ValueError) as error:
+            return f"{type(error).__name__}: {error}"
+
+    def answers(self) -> bool:
+        return self.answer() == "answers"
 
     def wait_until_answering(self, bound: float) -> float:
+        """Wait up to ``bound`` seconds for Backstage to answer; how long that took."""
         started = time.monotonic()
-        while not self.answers():
-            assert time.monotonic() - started < bound, f"Backstage did not answer within {bound} s"
-            time.sleep(1)
+        wait_until("Backstage to answer through the Ingress", self.answer, bound, 1,
+                   until=lambda answer: answer == "answers")
         return time.monotonic() - started
 
     # Kubernetes objects
     def secret(self, name: str) -> dict[str, str]:
-        data = self.get("secret", name)["data"]
-        return {key: base64.b64decode(value).decode() for key, value in data.items()}
+        return {key: value.decode() for key, value in self.kubectl.secret(name).items()}
 
     def certificate(self, name: str) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.secret(name)["tls.crt"].encode())
+        return self.kubectl.certificate(name)
 
     def pods(self, selector: str) -> list[dict[str, Any]]:
         """Pods of a selector that are not on their way out."""
-        return [p for p in self.get("pods", "-l", selector)["items"] if p["metadata"].get("deletionTimestamp") is None]
+        return self.kubectl.pods(selector)
 
     def postgres_pod(self) -> dict[str, Any]:
         pods = self.pods(POSTGRES_SELECTOR)
@@ -263,40 +199,17 @@ class Deployment:
         return done
 
     # PostgreSQL, as the backend reaches it
-    @contextlib.contextmanager
-    def port_forward(self) -> Iterator[int]:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        process = subprocess.Popen([*self._kubectl, "-n", self.namespace, "port-forward", "svc/postgres",
-                                    f"{port}:5432"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-                time.sleep(0.3)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
     def query(self, sql: Optional[str] = None, database: Optional[str] = None) -> dict[str, Any]:
         """Log in with the client certificate (verified TLS) and run ``sql``."""
-        client = self.secret(CLIENT_SECRET)
-        with self.port_forward() as port:
-            return _postgres_tls.connect_and_query(
-                "127.0.0.1", port, f"postgres.{self.namespace}.svc.cluster.local", client["ca.crt"],
-                client["tls.crt"], client["tls.key"], user=DATABASE_USER, database=database, query=sql)
+        return postgres_query(self.kubectl, sql, database)
 
     def presented_serial(self) -> int:
-        return self.query()["server_certificate"]["serial_number"]
+        return presented_serial(self.kubectl)
 
     def backend_client_serials(self) -> set[int]:
         """Serials of the client certificates the running backend pods connect with (pg_stat_ssl)."""
         ips = {p["status"].get("podIP") for p in self.pods(BACKEND_SELECTOR)}
-        rows = self.query("SELECT host(a.client_addr), s.client_serial::text FROM pg_stat_ssl s"
-                          " JOIN pg_stat_activity a USING (pid) WHERE a.client_addr IS NOT NULL")["rows"]
+        rows = client_certificate_connections(self.kubectl)
         return {int(row[1]) for row in rows if row[0] in ips and row[1] is not None}
 
 
@@ -444,8 +357,7 @@ def assert_workloads_use_the_secrets(deployment: Deployment, serials: dict[str, 
 # -- artifacts ----------------------------------------------------------------------------------
 
 def write_artifact(name: str, content: Any) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
+    path = artifacts_dir("faults") / name
     path.write_text(content if isinstance(content, str) else json.dumps(content, indent=2) + "\n")
     return path
 
@@ -454,11 +366,11 @@ def write_artifact(name: str, content: Any) -> Path:
 
 @pytest.fixture(scope="session")
 def deployment() -> Iterator[Deployment]:
-    """Backstage on the shared test cluster (instance 0) in a namespace of the fault tests' own,
-    deployed from nothing. BACKSTAGE_K8S_FAULTS_REUSE=1 keeps an existing deployment (and leaves it
-    in place afterwards) for quicker reruns."""
+    """Backstage on the shared test cluster (the instance TESTCLUSTER_INSTANCE names, 0 without it)
+    in a namespace of the fault tests' own, deployed from nothing. BACKSTAGE_K8S_FAULTS_REUSE=1
+    keeps an existing deployment (and leaves it in place afterwards) for quicker reruns."""
     reuse = os.environ.get("BACKSTAGE_K8S_FAULTS_REUSE") == "1"
-    deployment = Deployment(Cluster(0))
+    deployment = Deployment(Cluster())
     if not reuse:
         deployment.delete_namespace()
     deployment.deploy("deploy")

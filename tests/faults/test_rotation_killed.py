@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pytest
@@ -23,15 +24,26 @@ from conftest import (
     BACKEND, CLIENT_SECRET, SERVER_SECRET, Deployment, assert_leaf_secrets_consistent,
     assert_workloads_use_the_secrets, ca_snapshot, log, write_artifact, write_rows, assert_rows_present,
 )
+from testcluster import wait_until
 
 JOB_LABEL = "batch.kubernetes.io/job-name"
 
 
+@dataclass
+class Watch:
+    """A watch on one object: ``established`` once it has listed the object (changes from then on
+    reach it), ``seen`` once it saw the change it looks for."""
+
+    what: str
+    established: threading.Event = field(default_factory=threading.Event)
+    seen: threading.Event = field(default_factory=threading.Event)
+
+
 def watch_until(deployment: Deployment, kind: str, name: str, changed: Callable[[dict[str, Any]], bool],
-                timeout: float) -> threading.Event:
-    """An Event set as soon as a watch on kind/name sees an object for which ``changed`` is true."""
-    seen = threading.Event()
-    process = deployment.kubectl_popen("get", kind, name, "--watch", "--output-watch-events", "-o", "json")
+                timeout: float) -> Watch:
+    """A Watch on kind/name whose ``seen`` is set as soon as it sees an object for which ``changed`` is true."""
+    watch = Watch(f"{kind}/{name}")
+    process = deployment.kubectl.popen("get", kind, name, "--watch", "--output-watch-events", "-o", "json")
 
     def read() -> None:
         decoder, buffer = json.JSONDecoder(), ""
@@ -43,9 +55,11 @@ def watch_until(deployment: Deployment, kind: str, name: str, changed: Callable[
             except ValueError:
                 continue
             buffer = buffer.strip()[end:]
+            # The first event is the object as listed; the watch goes on from its resourceVersion.
+            watch.established.set()
             obj = event.get("object", event)
             if changed(obj):
-                seen.set()
+                watch.seen.set()
                 break
         process.terminate()
 
@@ -53,19 +67,19 @@ def watch_until(deployment: Deployment, kind: str, name: str, changed: Callable[
     timer = threading.Timer(timeout, process.terminate)
     timer.daemon = True
     timer.start()
-    return seen
+    return watch
 
 
-def kill_point_first_leaf(deployment: Deployment) -> list[threading.Event]:
-    events = []
+def kill_point_first_leaf(deployment: Deployment) -> list[Watch]:
+    watches = []
     for name in (SERVER_SECRET, CLIENT_SECRET):
         version = deployment.get("secret", name)["metadata"]["resourceVersion"]
-        events.append(watch_until(deployment, "secret", name,
-                                  lambda obj, v=version: obj["metadata"]["resourceVersion"] != v, 600))
-    return events
+        watches.append(watch_until(deployment, "secret", name,
+                                   lambda obj, v=version: obj["metadata"]["resourceVersion"] != v, 600))
+    return watches
 
 
-def kill_point_backend_rolling(deployment: Deployment) -> list[threading.Event]:
+def kill_point_backend_rolling(deployment: Deployment) -> list[Watch]:
     generation = deployment.get("deployment", BACKEND)["metadata"]["generation"]
     return [watch_until(deployment, "deployment", BACKEND,
                         lambda obj: obj["metadata"]["generation"] != generation, 600)]
@@ -82,8 +96,10 @@ def test_a_rotation_killed_mid_way_is_finished_by_the_next_run(deployment: Deplo
     rows = write_rows(deployment)
     ca_before = ca_snapshot(deployment)
     serials_before = assert_leaf_secrets_consistent(deployment)
-    events = KILL_POINTS[kill_point](deployment)
-    time.sleep(1)  # the watches are established
+    watches = KILL_POINTS[kill_point](deployment)
+    wait_until("the watches to list their objects",
+               lambda: [w.what for w in watches if not w.established.is_set()], timeout=60, interval=0.05,
+               until=lambda waiting: not waiting)
 
     rotation_started = time.monotonic()
     deployment.rotate(f"rotation-killed-{kill_point}-start", "-e", "cert_rotation_force=true",
@@ -91,18 +107,23 @@ def test_a_rotation_killed_mid_way_is_finished_by_the_next_run(deployment: Deplo
     job = sorted(deployment.get("jobs")["items"], key=lambda j: j["metadata"]["creationTimestamp"])[-1]
     job_name = job["metadata"]["name"]
 
-    deadline = time.monotonic() + 600
+    job_status: dict[str, Any] = {}
     next_job_check = 0.0
-    while not any(event.is_set() for event in events):
-        assert time.monotonic() < deadline, f"the rotation Job {job_name} never reached {kill_point}"
+
+    def kill_point_reached() -> dict[str, Any]:
+        """Whether a watch saw the kill point, and the Job's status (read every 2 s: it must not end first)."""
+        nonlocal job_status, next_job_check
         if time.monotonic() >= next_job_check:
-            status = deployment.get("job", job_name).get("status", {})
-            assert not status.get("succeeded"), f"the Job finished before {kill_point} was seen"
-            if status.get("failed"):
+            job_status = deployment.get("job", job_name).get("status", {})
+            assert not job_status.get("succeeded"), f"the Job finished before {kill_point} was seen"
+            if job_status.get("failed"):
                 logs = deployment.kubectl("logs", f"job/{job_name}", "--tail=30", check=False)
                 pytest.fail(f"the rotation Job {job_name} failed before {kill_point}:\n{logs}")
             next_job_check = time.monotonic() + 2
-        time.sleep(0.05)
+        return {"reached": any(w.seen.is_set() for w in watches), "job_status": job_status}
+
+    wait_until(f"the rotation Job {job_name} to reach {kill_point}", kill_point_reached, timeout=600, interval=0.05,
+               until=lambda seen: seen["reached"])
     killed_at = time.monotonic()
     pods = [p["metadata"]["name"] for p in deployment.get("pods", "-l", f"{JOB_LABEL}={job_name}")["items"]]
     deployment.kubectl("delete", "pod", *pods, "--grace-period=0", "--force", "--wait=false")

@@ -13,7 +13,6 @@ a registry (Debian's docker-registry, on 127.0.0.1) to test the registry method.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import re
@@ -31,27 +30,17 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'lib'))
+
+from testcluster import (  # noqa: E402  (tests/lib)
+    CLUSTER_DIR, REPO, Kubectl, ansible_env, ansible_playbook, isolated_collections_path, wait_until,
+)
+
 PLAYBOOK = REPO / 'tests' / 'image_import' / 'import.yml'
-OCI_IMAGE = REPO / 'tests' / 'cluster' / 'oci-image'
+OCI_IMAGE = CLUSTER_DIR / 'oci-image'
 RUN = uuid.uuid4().hex[:10]
 NAME = 'localhost/backstage-k8s-test/import-{0}:1.0'.format(RUN)
-# The ansible-playbook of the virtualenv running the tests.
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / 'ansible-playbook')
-
-
-def _collections_path() -> str:
-    """A collections path holding only this checkout as backstage.k8s, so that a copy of the
-    collection installed elsewhere (Molecule's prerun puts one in ~/.ansible/collections) cannot
-    shadow the code under test; the other collections still come from the virtualenv."""
-    root = Path(tempfile.mkdtemp(prefix='bk8s-collections-'))
-    (root / 'ansible_collections' / 'backstage').mkdir(parents=True)
-    (root / 'ansible_collections' / 'backstage' / 'k8s').symlink_to(REPO)
-    atexit.register(shutil.rmtree, root, True)
-    return str(root)
-
-
-COLLECTIONS_PATH = _collections_path()
+COLLECTIONS_PATH = isolated_collections_path()
 
 
 class Run(NamedTuple):
@@ -92,11 +81,11 @@ def ctr_command() -> Iterator[List[str]]:
                                '--address', str(socket)], stdout=log, stderr=subprocess.STDOUT)
     command = ['ctr', '--address', str(socket), '-n', 'k8s.io']
     try:
-        deadline = time.monotonic() + 30
-        while subprocess.run(command + ['version'], capture_output=True, check=False).returncode != 0:
+        def answer() -> subprocess.CompletedProcess:
             assert daemon.poll() is None, (work / 'containerd.log').read_text()
-            assert time.monotonic() < deadline, 'containerd did not answer within 30 s'
-            time.sleep(0.2)
+            return subprocess.run(command + ['version'], capture_output=True, text=True, check=False)
+        wait_until('containerd to answer', answer, timeout=30, interval=0.2, until=lambda done: done.returncode == 0,
+                   diagnostics=lambda: (work / 'containerd.log').read_text()[-3000:])
         yield command
     finally:
         daemon.terminate()
@@ -129,10 +118,8 @@ def images(ctr_command: List[str]) -> Dict[str, str]:
 def play(ctr_command: List[str], name: str, archive: Optional[Path], *extra: str, **variables: Any) -> Run:
     item = {'name': name, 'archive': str(archive)} if archive else {'name': name, 'source': variables.pop('source')}
     variables.update(image_import_images=[item], image_import_ctr_command=ctr_command)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
     start = time.monotonic()
-    done = subprocess.run([ANSIBLE_PLAYBOOK, str(PLAYBOOK), '-e', json.dumps(variables)] + list(extra),
-                          capture_output=True, text=True, env=env, cwd=str(REPO), check=False)
+    done = ansible_playbook(str(PLAYBOOK), '-e', json.dumps(variables), *extra, env=ansible_env(COLLECTIONS_PATH), timeout=1800)
     seconds = time.monotonic() - start
     recap = re.search(r'localhost\s*:.*changed=(\d+).*failed=(\d+)', done.stdout)
     assert recap, done.stdout + done.stderr
@@ -198,24 +185,24 @@ def test_names_without_a_real_tag_are_refused_and_nothing_is_imported(
 
 
 def test_a_pod_starts_from_the_imported_image(first_import: Run) -> None:
-    kubectl = os.environ.get('TESTCLUSTER_KUBECTL')
-    if not (kubectl and os.environ.get('TESTCLUSTER_CONTAINERD_ADDRESS') and os.environ.get('KUBECONFIG')):
+    if not (os.environ.get('TESTCLUSTER_KUBECTL') and os.environ.get('TESTCLUSTER_CONTAINERD_ADDRESS')
+            and os.environ.get('KUBECONFIG')):
         pytest.skip('the test cluster is not up (eval "$(tests/cluster/cluster env)" after tests/cluster/cluster up)')
+    # The cluster whose containerd the images went into, as the environment names it.
+    kubectl = Kubectl('default', env=os.environ)
     pod = 'image-import-' + RUN
     manifest = {
         'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': pod, 'namespace': 'default'},
         'spec': {'containers': [{'name': 'main', 'image': NAME, 'imagePullPolicy': 'Never'}],
                  'terminationGracePeriodSeconds': 0},
     }
-    subprocess.run([kubectl, 'apply', '-f', '-'], input=json.dumps(manifest), text=True, check=True, capture_output=True)
+    kubectl('apply', '-f', '-', input=json.dumps(manifest))
     try:
-        waited = subprocess.run([kubectl, 'wait', '--for=condition=Ready', 'pod/' + pod, '-n', 'default', '--timeout=120s'],
-                                capture_output=True, text=True, check=False)
-        described = subprocess.run([kubectl, 'describe', 'pod', pod, '-n', 'default'], capture_output=True, text=True,
-                                   check=False).stdout
+        waited = kubectl.run('wait', '--for=condition=Ready', 'pod/' + pod, '--timeout=120s', timeout=150, check=False)
+        described = kubectl('describe', 'pod', pod, check=False)
         assert waited.returncode == 0, described
     finally:
-        subprocess.run([kubectl, 'delete', 'pod', pod, '-n', 'default', '--wait=false'], capture_output=True, check=False)
+        kubectl('delete', 'pod', pod, '--wait=false', check=False)
 
 
 PODMAN_NAME = 'localhost/backstage-k8s-test/podman-{0}:1.0'.format(RUN)
@@ -262,14 +249,16 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = open(work / 'registry.log', 'wb')
     daemon = subprocess.Popen(['docker-registry', 'serve', str(work / 'config.yml')], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        def answer() -> str:
+            assert daemon.poll() is None, (work / 'registry.log').read_text()
             try:
-                urllib.request.urlopen('http://127.0.0.1:{0}/v2/'.format(port), timeout=2).read()
-                break
-            except OSError:
-                assert daemon.poll() is None and time.monotonic() < deadline, (work / 'registry.log').read_text()
-                time.sleep(0.2)
+                with urllib.request.urlopen('http://127.0.0.1:{0}/v2/'.format(port), timeout=2) as response:
+                    response.read()
+                return 'answers'
+            except OSError as error:
+                return '{0}: {1}'.format(type(error).__name__, error)
+        wait_until('the registry to answer', answer, timeout=30, interval=0.2, until=lambda seen: seen == 'answers',
+                   diagnostics=lambda: (work / 'registry.log').read_text()[-3000:])
         yield 'localhost:{0}'.format(port)
     finally:
         daemon.terminate()

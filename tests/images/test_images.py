@@ -28,8 +28,8 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tarfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+
+from testcluster import wait_until  # noqa: E402  (tests/lib)
 
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build"
@@ -91,19 +95,6 @@ def images() -> dict[str, Image]:
 
 
 # --------------------------------------------------------------------------- runc
-
-
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 120,
-               interval: float = 1, diagnostics: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n"
-                         + diagnostics())
 
 
 @dataclass

@@ -12,25 +12,20 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "cluster"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from testcluster import Cluster, cluster_env, wait_until  # noqa: E402
+from testcluster import Cluster, wait_until  # noqa: E402  (tests/lib)
 
 # images: the session fixture that builds every image, shared with test_images.
 from test_images import PG_HBA, ROTATION_ENV, Image, images, make_pki  # noqa: E402,F401  pylint: disable=unused-import
 
-pytestmark = pytest.mark.skipif(
-    subprocess.run([str(HERE.parent / "cluster" / "cluster"), "status"],
-                   capture_output=True, check=False).returncode != 0,
-    reason="the test cluster is not up (tests/cluster/cluster up)")
+pytestmark = pytest.mark.skipif(not Cluster().is_up(), reason="the test cluster is not up (tests/cluster/cluster up)")
 
 RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
@@ -78,17 +73,17 @@ def wait_ready(cluster: Cluster, namespace: str, name: str, timeout: float = 300
         return any(c["type"] == "Ready" and c["status"] == "True"
                    for c in p.get("status", {}).get("conditions", []))
 
-    try:
-        wait_until(f"pod {name} to be Ready", ready, timeout=timeout, interval=2)
-    except AssertionError as error:
+    def described() -> str:
         described = cluster.kubectl("describe", "pod", name, "-n", namespace, check=False).stdout
         logs = cluster.kubectl("logs", name, "-n", namespace, "--all-containers", check=False)
-        raise AssertionError(f"{error}\n{described[-3000:]}\n{logs.stdout[-5000:]}") from None
+        return f"{described[-3000:]}\n{logs.stdout[-5000:]}"
+
+    wait_until(f"pod {name} to be Ready", ready, timeout=timeout, interval=2, diagnostics=described)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Cluster:
-    return Cluster(cluster_env())
+    return Cluster()
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +201,7 @@ def test_backend_pod_becomes_ready_on_postgres_with_a_client_certificate(
 @pytest.fixture(scope="module")
 def client(cluster: Cluster, namespace: str) -> str:
     """A busybox pod to make HTTP requests from inside the namespace."""
-    image = cluster_env()["TESTCLUSTER_BUSYBOX_IMAGE"]
+    image = cluster.env["TESTCLUSTER_BUSYBOX_IMAGE"]
     cluster.apply(pod("client", 65534, [container("client", image,
                                                   command=["sleep", "3600"])]), namespace)
     wait_ready(cluster, namespace, "client")

@@ -8,42 +8,26 @@ Its readiness wait runs against the test cluster when it is up."""
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
 import shutil
-import subprocess
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Tuple
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'lib'))
+
+from testcluster import Kubectl, ansible_env, ansible_playbook, isolated_collections_path  # noqa: E402  (tests/lib)
+
 PLAYBOOK = Path(__file__).parent / 'play.yml'
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / 'ansible-playbook')
-
-
-def _collections_path() -> str:
-    """A collections path holding only this checkout as backstage.k8s, so that a copy of the
-    collection installed elsewhere (Molecule's prerun puts one in ~/.ansible/collections) cannot
-    shadow the code under test; the other collections still come from the virtualenv."""
-    root = Path(tempfile.mkdtemp(prefix='bk8s-collections-'))
-    (root / 'ansible_collections' / 'backstage').mkdir(parents=True)
-    (root / 'ansible_collections' / 'backstage' / 'k8s').symlink_to(REPO)
-    atexit.register(shutil.rmtree, root, True)
-    return str(root)
-
-
-COLLECTIONS_PATH = _collections_path()
+COLLECTIONS_PATH = isolated_collections_path()
 
 
 def play(*args: str, playbook: Path = PLAYBOOK) -> Tuple[int, str, int]:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_NOCOLOR='1')
-    done = subprocess.run([ANSIBLE_PLAYBOOK, str(playbook), *args], capture_output=True, text=True, env=env,
-                          cwd=str(REPO), check=False)
+    done = ansible_playbook(str(playbook), *args, env=ansible_env(COLLECTIONS_PATH))
     recap = re.search(r'localhost\s*:.*changed=(\d+)', done.stdout)
     assert recap, done.stdout + done.stderr
     return done.returncode, done.stdout + done.stderr, int(recap.group(1))
@@ -86,9 +70,7 @@ TEST_CLUSTER_ADDON_PODS = {
 def wait(addons: list, timeout: int) -> Tuple[int, str, int]:
     variables = {
         'microk8s_kubeconfig_path': os.environ.get('KUBECONFIG', ''),
-        'microk8s_kubeconfig_context': subprocess.run(
-            [os.environ.get('TESTCLUSTER_KUBECTL', 'kubectl'), 'config', 'current-context'],
-            capture_output=True, text=True, check=True).stdout.strip(),
+        'microk8s_kubeconfig_context': Kubectl(env=os.environ)('config', 'current-context').strip(),
         'microk8s_addons': addons,
         'microk8s_addon_pods': TEST_CLUSTER_ADDON_PODS,
         'microk8s_wait_timeout': timeout,

@@ -4,10 +4,8 @@ its backend on PostgreSQL over verified TLS with a client certificate, the porta
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, SCENARIO_DIR, HttpGet, Kubectl
+from conftest import SCENARIO_DIR, HttpGet
+from testcluster import ANSIBLE_PLAYBOOK, REPO, Kubectl, ansible_env, ansible_playbook, wait_until
 
 EXAMPLE_ENTITIES = [
     ("Component", "example-website"),
@@ -136,14 +135,13 @@ def test_catalog_through_the_ingress_lists_the_example_entities(
     ingress_get: HttpGet, guest_token: str
 ) -> None:
     # The backend answers from its catalog database: this is the TLS client-certificate path.
-    deadline = time.monotonic() + 120
-    while True:
+    def entities() -> set[tuple[str, str]]:
         response = ingress_get("/api/catalog/entities", token=guest_token)
         assert response.status == 200, response.body[:300]
-        found = {(e["kind"], e["metadata"]["name"]) for e in response.json()}
-        if set(EXAMPLE_ENTITIES) <= found or time.monotonic() > deadline:
-            break
-        time.sleep(3)
+        return {(e["kind"], e["metadata"]["name"]) for e in response.json()}
+
+    found = wait_until("the example entities in the catalog", entities, timeout=120, interval=3,
+                       until=lambda found: set(EXAMPLE_ENTITIES) <= found)
     assert set(EXAMPLE_ENTITIES) <= found
 
 
@@ -229,13 +227,10 @@ def psql(kubectl: Kubectl, k8s_json, namespace: str, scenario: dict[str, Any], s
     }
     kubectl("apply", "-f", "-", input=json.dumps(pod))
     try:
-        deadline = time.monotonic() + 120
-        phase = ""
-        while time.monotonic() < deadline:
-            phase = kubectl("-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.phase}")
-            if phase in ("Succeeded", "Failed"):
-                break
-            time.sleep(2)
+        phase = wait_until(f"psql pod {name} to finish",
+                           lambda: kubectl("-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.phase}"),
+                           timeout=120, interval=2, until=lambda phase: phase in ("Succeeded", "Failed"),
+                           diagnostics=lambda: kubectl("-n", namespace, "logs", name, check=False))
         logs = kubectl("-n", namespace, "logs", name, check=False)
         assert phase == "Succeeded", f"psql pod {phase}: {logs}"
         return logs
@@ -279,16 +274,16 @@ def test_portal_catalog_page_lists_an_entity_in_chromium(public_url: str, artifa
 # --------------------------------------------------------------------------- refusals
 
 
+def converge_env(collections_path: Path) -> dict[str, str]:
+    """The scenario's converge.yml run from here: this checkout's ansible.cfg, no other collections
+    path than ``collections_path``, and the project directory Molecule would give it."""
+    return {"MOLECULE_PROJECT_DIRECTORY": str(REPO), **ansible_env(str(collections_path))}
+
+
 def test_a_client_certificate_for_another_user_is_refused_before_deploying(k8s_json, tmp_path: Path) -> None:
     before = k8s_json("deployment", "-l", BACKEND)["items"][0]["metadata"]["generation"]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_COLLECTIONS_PATH=str(tmp_path))
-    env.setdefault("MOLECULE_PROJECT_DIRECTORY", str(REPO))
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(SCENARIO_DIR / "converge.yml"),
-         "--tags", "backstage", "-e", "backstage_database_user=backstage"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
+    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "--tags", "backstage",
+                              "-e", "backstage_database_user=backstage", env=converge_env(tmp_path), timeout=600)
     assert result.returncode != 0, result.stdout[-3000:]
     assert "Check that the client certificate's CN is the database user" in result.stdout
     assert "does not match the database user" in result.stdout, result.stdout[-3000:]
@@ -310,13 +305,9 @@ def test_a_rotated_client_certificate_rolls_the_backend_and_it_keeps_serving(
 
     secret_before = k8s_json("secret", "backstage-postgres-client-tls")["data"]["tls.crt"]
     pods_before = backend_pods()
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_COLLECTIONS_PATH=str(tmp_path))
-    env.setdefault("MOLECULE_PROJECT_DIRECTORY", str(REPO))
     playbook = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(SCENARIO_DIR / "converge.yml"),
-         "--tags", "pki,backstage", "-e", "pki_force_rotation=true"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [ANSIBLE_PLAYBOOK, str(SCENARIO_DIR / "converge.yml"), "--tags", "pki,backstage", "-e", "pki_force_rotation=true"],
+        cwd=REPO, env=converge_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     # Ask the catalog through the Ingress all along the rolling restart.
     statuses: list[int] = []

@@ -14,7 +14,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,8 +24,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "lib"))
+
+from testcluster import (  # noqa: E402  (tests/lib)
+    CA_SECRET, CLIENT_SECRET, DATABASE_USER, SERVER_SECRET, Kubectl, ansible_env, ansible_playbook,
+)
+
 NAMESPACE = os.environ.get("POSTGRES_SCENARIO_NAMESPACE", "bk8s-molecule-postgres")
-KUBECTL = os.environ.get("TESTCLUSTER_KUBECTL", "kubectl")
+KUBECTL = Kubectl()
 CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
 CLIENT_POD = "tls-client"
 CASES_SECRET = "tls-client-cases"
@@ -35,26 +40,21 @@ CERT_DIR = "/certs"
 # The roles' defaults, as the scenario leaves them.
 SERVICE = "postgres"
 STATEFULSET = "postgres"
-CA_SECRET = "backstage-pki-ca"
-SERVER_SECRET = "postgres-server-tls"
-CLIENT_SECRET = "backstage-postgres-client-tls"
-DATABASE_USER = "postgres"
 
 
-def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+def kubectl(*args: str, input: str | None = None, check: bool = True,
+            timeout: int = 120) -> subprocess.CompletedProcess[str]:
     """Run kubectl against the test cluster."""
-    return subprocess.run(
-        [KUBECTL, *args], input=stdin, capture_output=True, text=True, check=check, timeout=timeout
-    )
+    return KUBECTL.run(*args, input=input, check=check, timeout=timeout)
 
 
 def kubectl_json(*args: str) -> Any:
+    """`kubectl ARGS -o json` (ARGS with the verb), parsed."""
     return json.loads(kubectl(*args, "-o", "json").stdout)
 
 
 def secret_data(name: str) -> dict[str, bytes]:
-    secret = kubectl_json("-n", NAMESPACE, "get", "secret", name)
-    return {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    return KUBECTL.in_namespace(NAMESPACE).secret(name)
 
 
 @dataclass
@@ -170,12 +170,10 @@ def put_tls_secret(name: str, material: Material, ca_pem: bytes) -> None:
 
 def run_converge(extra_vars: dict[str, Any], *options: str) -> subprocess.CompletedProcess[str]:
     """Run the scenario's converge playbook (both roles) with extra variables and options."""
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     all_vars = {"ansible_python_interpreter": sys.executable, **extra_vars}
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", *options, str(CONVERGE), "-e", json.dumps(all_vars)],
-        capture_output=True, text=True, env=env, timeout=900, check=False,
-    )
+    # Molecule's own ansible.cfg stays (repo_config=False), as for converge itself.
+    return ansible_playbook("-i", "localhost,", "-c", "local", *options, str(CONVERGE), "-e", json.dumps(all_vars),
+                            env=ansible_env(repo_config=False), timeout=900, cwd=None)
 
 
 def pod_uid(name: str) -> str:
@@ -269,8 +267,8 @@ def client_pod(postgres_image: str, scenario_ca: tuple[x509.Certificate, Any]) -
         "data": data,
     }
     kubectl("-n", NAMESPACE, "delete", "pod", CLIENT_POD, "--ignore-not-found", "--wait=true")
-    kubectl("apply", "-f", "-", stdin=json.dumps(secret))
-    kubectl("apply", "-f", "-", stdin=json.dumps(_client_pod_manifest(postgres_image)))
+    kubectl("apply", "-f", "-", input=json.dumps(secret))
+    kubectl("apply", "-f", "-", input=json.dumps(_client_pod_manifest(postgres_image)))
     kubectl("-n", NAMESPACE, "wait", "pod", CLIENT_POD, "--for=condition=Ready", "--timeout=120s", timeout=150)
     yield CLIENT_POD
     kubectl("-n", NAMESPACE, "delete", "pod", CLIENT_POD, "--ignore-not-found", "--wait=false", check=False)
@@ -295,10 +293,8 @@ def conninfo(**overrides: str) -> str:
 
 def psql(host: Any, pod: str, info: str, sql: str) -> Any:
     """Run sql with psql in the client pod; returns testinfra's CommandResult."""
-    return host.run(
-        "%s -n %s exec %s -- psql %s -v ON_ERROR_STOP=1 -X -At -c %s",
-        KUBECTL, NAMESPACE, pod, info, sql,
-    )
+    return host.run(shlex.join([*KUBECTL.argv(), "-n", NAMESPACE, "exec", pod, "--",
+                                "psql", info, "-v", "ON_ERROR_STOP=1", "-X", "-At", "-c", sql]))
 
 
 def wait_statefulset_ready(timeout: int = 240) -> None:
@@ -306,12 +302,3 @@ def wait_statefulset_ready(timeout: int = 240) -> None:
         "-n", NAMESPACE, "rollout", "status", f"statefulset/{STATEFULSET}", f"--timeout={timeout}s",
         timeout=timeout + 30,
     )
-
-
-def wait_for(predicate: Any, timeout: float, interval: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shlex
 from typing import Any, NamedTuple
 
 import pytest
@@ -92,11 +93,11 @@ def test_connection_is_refused(host: Any, client_pod: str, case: Case) -> None:
 def test_tls_older_than_the_minimum_is_refused_by_the_server(host: Any, client_pod: str) -> None:
     # libpq will not offer TLS 1.1 at all, so ask with openssl, allowing it on the client side:
     # the refusal (alert 70, protocol version) then comes from the server.
-    result = host.run(
-        "%s -n %s exec %s -- sh -c %s", KUBECTL, NAMESPACE, client_pod,
+    result = host.run(shlex.join([
+        *KUBECTL.argv(), "-n", NAMESPACE, "exec", client_pod, "--", "sh", "-c",
         f"echo | openssl s_client -connect {SERVICE}.{NAMESPACE}.svc:5432 -starttls postgres "
         "-tls1_1 -cipher DEFAULT@SECLEVEL=0 2>&1",
-    )
+    ]))
     assert "alert protocol version" in result.stdout, result.stdout
     assert "no peer certificate available" in result.stdout, "the handshake went through"
 

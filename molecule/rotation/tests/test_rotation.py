@@ -16,10 +16,8 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import (
-    BACKEND, BACKEND_SELECTOR, CA_SECRET, CLIENT_SECRET, CRONJOB, POSTGRES_SELECTOR, SERVER_SECRET,
-    Certificates, Kubectl, Rotate,
-)
+from conftest import BACKEND, BACKEND_SELECTOR, CRONJOB, POSTGRES_SELECTOR, Certificates, Rotate
+from testcluster import CA_SECRET, CLIENT_SECRET, SERVER_SECRET, Kubectl, wait_until
 
 SERIAL_ANNOTATION = "backstage.k8s/postgres-client-certificate-serial"
 ROTATION_SA = CRONJOB
@@ -74,9 +72,7 @@ def backend_connections_use(certificates: Certificates, k8s: Callable[..., Any],
     """PostgreSQL's own view (pg_stat_ssl) of the client certificates the backend pods connect with."""
     ips = {p["status"]["podIP"] for p in k8s("pods", "-l", BACKEND_SELECTOR)["items"]
            if p["metadata"].get("deletionTimestamp") is None}
-    rows = certificates.query(
-        "SELECT host(a.client_addr), s.client_serial::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)"
-        " WHERE a.client_addr IS NOT NULL")["rows"]
+    rows = certificates.client_connections()
     backend_rows = [row for row in rows if row[0] in ips]
     assert backend_rows, f"no connection from the backend pods {sorted(ips)} in pg_stat_ssl: {rows}"
     assert {int(row[1]) for row in backend_rows} == {serial}, backend_rows
@@ -199,14 +195,9 @@ def test_a_rotation_killed_after_writing_the_secrets_is_finished_by_the_next_run
     job = jobs[-1]["metadata"]["name"]
 
     # Wait until both Secrets hold new certificates (the job then pauses), then kill the job.
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        now = state(k8s, certificates)
-        if now["server_serial"] != before["server_serial"] and now["client_serial"] != before["client_serial"]:
-            break
-        time.sleep(3)
-    else:
-        pytest.fail(f"job {job} did not write both Secrets within 300 s")
+    wait_until(f"job {job} to write both Secrets", lambda: state(k8s, certificates), timeout=300, interval=3,
+               until=lambda now: (now["server_serial"] != before["server_serial"]
+                                  and now["client_serial"] != before["client_serial"]))
     # Deleting the Job kills its pod (and no retry pod replaces it).
     kubectl("delete", "job", job, "--cascade=foreground", "--wait=true", timeout=180)
     assert not k8s("pods", "-l", f"batch.kubernetes.io/job-name={job}")["items"]
