@@ -13,7 +13,6 @@ checkout); the collection is installed into a new directory every run.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -26,16 +25,18 @@ from typing import Iterator
 
 import pytest
 import yaml
-from cryptography import x509
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+
+from testcluster import CLIENT_SECRET, REPO, SERVER_SECRET, Kubectl, artifacts_dir  # noqa: E402  (tests/lib)
+
 CACHE = Path(os.environ.get("BACKSTAGE_K8S_CACHE")
              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "backstage-k8s")
 NAMESPACE = "backstage-package"
-ARTIFACTS = REPO / "artifacts" / "package"
-LEAF_SECRETS = ("postgres-server-tls", "backstage-postgres-client-tls")
+ARTIFACTS = artifacts_dir("package")
+LEAF_SECRETS = (SERVER_SECRET, CLIENT_SECRET)
 # Product parts that must ship, and rig parts that must not.
 MUST_SHIP = (
     "MANIFEST.json", "FILES.json", "README.md", "LICENSE", "meta/runtime.yml",
@@ -55,18 +56,6 @@ def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = N
     return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, check=False)
 
 
-def cluster_env() -> dict[str, str]:
-    out = run([str(REPO / "tests" / "cluster" / "cluster"), "env"])
-    if out.returncode != 0:
-        pytest.fail("the test cluster is not up (make cluster-up): " + out.stderr)
-    env = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("export ") and "=" in line:
-            key, value = line[len("export "):].split("=", 1)
-            env[key] = value.strip("'\"")
-    return env
-
-
 @pytest.fixture(scope="module")
 def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
@@ -74,7 +63,6 @@ def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run([str(galaxy), "collection", "build", "--output-path", str(out), str(REPO)])
     assert result.returncode == 0, result.stdout + result.stderr
     (built,) = out.glob("backstage-k8s-*.tar.gz")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "tarball.json").write_text(json.dumps({"name": built.name, "bytes": built.stat().st_size}) + "\n")
     return built
 
@@ -164,52 +152,39 @@ def recap(output: str) -> dict[str, int]:
     raise AssertionError("no play recap in:\n" + output[-3000:])
 
 
-def kubectl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return run([env["TESTCLUSTER_KUBECTL"], "--kubeconfig", env["KUBECONFIG"], *args], timeout=300)
-
-
-def serial(env: dict[str, str], secret: str) -> int:
-    out = kubectl(env, "-n", NAMESPACE, "get", "secret", secret, "-o", "jsonpath={.data.tls\\.crt}")
-    assert out.returncode == 0, out.stderr
-    return x509.load_pem_x509_certificate(base64.b64decode(out.stdout)).serial_number
-
-
 @pytest.fixture(scope="module")
-def namespace() -> Iterator[dict[str, str]]:
-    env = cluster_env()
-    kubectl(env, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true")
-    yield env
-    kubectl(env, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
+def kubectl() -> Iterator[Kubectl]:
+    """kubectl in the test's namespace, which starts absent and is deleted afterwards."""
+    cluster = Kubectl()
+    cluster("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", timeout=300)
+    yield cluster.in_namespace(NAMESPACE)
+    cluster("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
 
 
 def test_site_check_mode_deploy_and_rotation_run_from_the_installed_copy(
-        installed: dict[str, str], runtime_venv: Path, namespace: dict[str, str]) -> None:
-    env = namespace
+        installed: dict[str, str], runtime_venv: Path, kubectl: Kubectl) -> None:
     extra = ["-e", json.dumps({"testcluster_repo": str(REPO), "package_namespace": NAMESPACE})]
     site = str(REPO / "tests" / "package" / "deploy.yml")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-
     check = playbook(installed, runtime_venv, site, "--check", *extra)
     (ARTIFACTS / "site-check.log").write_text(check.stdout + check.stderr)
     assert check.returncode == 0, check.stdout[-4000:] + check.stderr[-2000:]
     assert "does not exist yet" in check.stdout
-    assert kubectl(env, "get", "namespace", NAMESPACE).returncode != 0, "check mode created the namespace"
+    assert kubectl.run("get", "namespace", NAMESPACE, check=False).returncode != 0, "check mode created the namespace"
 
     deploy = playbook(installed, runtime_venv, site, *extra)
     (ARTIFACTS / "site.log").write_text(deploy.stdout + deploy.stderr)
     assert deploy.returncode == 0, deploy.stdout[-4000:] + deploy.stderr[-2000:]
     assert recap(deploy.stdout)["failed"] == 0
     # The objects carry the installed collection's work: the CronJob runs the rotation image.
-    cronjob = kubectl(env, "-n", NAMESPACE, "get", "cronjob", "backstage-cert-rotation", "-o", "name")
-    assert cronjob.returncode == 0, cronjob.stderr
+    assert kubectl.get("cronjob", "backstage-cert-rotation")["spec"]["jobTemplate"]
 
-    before = {name: serial(env, name) for name in LEAF_SECRETS}
+    before = {name: kubectl.certificate(name).serial_number for name in LEAF_SECRETS}
     rotate = playbook(installed, runtime_venv, "backstage.k8s.rotate", "-e", json.dumps({
-        "backstage_k8s_kubeconfig": env["KUBECONFIG"], "cert_rotation_namespace": NAMESPACE,
+        "backstage_k8s_kubeconfig": kubectl.env["KUBECONFIG"], "cert_rotation_namespace": NAMESPACE,
         "cert_rotation_force": True}))
     (ARTIFACTS / "rotate.log").write_text(rotate.stdout + rotate.stderr)
     assert rotate.returncode == 0, rotate.stdout[-4000:] + rotate.stderr[-2000:]
-    after = {name: serial(env, name) for name in LEAF_SECRETS}
+    after = {name: kubectl.certificate(name).serial_number for name in LEAF_SECRETS}
     assert all(after[name] != before[name] for name in LEAF_SECRETS), (before, after)
 
 
