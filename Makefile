@@ -62,7 +62,10 @@ deploy: venv-runtime  ## Deploy Backstage (microk8s on this machine unless a kub
 test:  ## Set up and run every test tier
 	mkdir -p "$(BACKSTAGE_K8S_CACHE)"
 	$(LOCKED) bash -c '{ tests/cluster/cluster build && tests/images/build all >/dev/null; } \
-	  >"$(BACKSTAGE_K8S_CACHE)/prebuild.log" 2>&1 & exec $(MAKE) --no-print-directory $(TEST_TIERS)'
+	  >"$(BACKSTAGE_K8S_CACHE)/prebuild.log" 2>&1 & \
+	  for tier in $(TEST_TIERS); do start=$$SECONDS; $(MAKE) --no-print-directory $$tier || exit; \
+	    echo "make test: $$tier passed in $$((SECONDS - start)) s"; done; \
+	  echo "make test: every tier passed in $$SECONDS s"'
 
 lint: venv  ## ansible-lint, production profile
 	$(BIN)/ansible-lint --profile production
