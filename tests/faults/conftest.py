@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 from testcluster import (  # noqa: E402  (tests/lib)
     CA_SECRET, CLIENT_SECRET, DATABASE_USER, REPO, SERVER_SECRET, Cluster, Kubectl, ansible_env, ansible_playbook,
     artifacts_dir, client_certificate_connections, guest_token, http_request, postgres_query, presented_serial,
-    run_rotate, venv_collections_path, wait_until,
+    play_recap, run_rotate, venv_collections_path, wait_until,
 )
 
 # Where Ansible finds backstage.k8s: ANSIBLE_COLLECTIONS_PATH as the Makefile exports it, else the
@@ -112,10 +111,8 @@ class Deployment:
         write_artifact(f"{log_name}.log", output)
         log(f"site.yml ({log_name}) took {time.monotonic() - started:.0f} s")
         assert result.returncode == 0, f"site.yml failed:\n{result.stdout[-5000:]}\n{result.stderr[-2000:]}"
-        match = re.search(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)",
-                          output, flags=re.MULTILINE)
-        assert match, "no play recap in the output of site.yml"
-        return Recap(int(match[1]), int(match[2]), int(match[3]), output)
+        counts = play_recap(output)
+        return Recap(counts["ok"], counts["changed"], counts["failed"], output)
 
     def delete_namespace(self) -> None:
         self.kubectl("delete", "namespace", self.namespace, "--ignore-not-found", "--wait=true",

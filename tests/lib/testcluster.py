@@ -119,6 +119,14 @@ def run_rotate(kubeconfig: str, namespace: str, *extra: str, log: Path, collecti
 
 # -- waiting ------------------------------------------------------------------------------------
 
+def play_recap(output: str) -> dict[str, int]:
+    """The counters of localhost's line in ansible-playbook's PLAY RECAP (ok, changed, failed, ...);
+    fails the test when the output has none."""
+    match = re.search(r"^localhost\s*:\s*(ok=\d+(?:\s+\w+=\d+)*)", output, flags=re.MULTILINE)
+    assert match, "no play recap in:\n" + output[-3000:]
+    return {name: int(value) for name, value in (field.split("=") for field in match[1].split())}
+
+
 class WaitTimeout(AssertionError):
     """A wait ran out of time; the message says what it waited for and what it last saw."""
 

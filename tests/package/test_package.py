@@ -30,7 +30,9 @@ from packaging.specifiers import SpecifierSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from testcluster import CLIENT_SECRET, REPO, SERVER_SECRET, Kubectl, artifacts_dir  # noqa: E402  (tests/lib)
+from testcluster import (  # noqa: E402  (tests/lib)
+    CLIENT_SECRET, REPO, SERVER_SECRET, Kubectl, artifacts_dir, play_recap,
+)
 
 CACHE = Path(os.environ.get("BACKSTAGE_K8S_CACHE")
              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "backstage-k8s")
@@ -145,13 +147,6 @@ def playbook(installed: dict[str, str], runtime_venv: Path, *args: str) -> subpr
                cwd=Path(installed["PACKAGE_ROOT"]))
 
 
-def recap(output: str) -> dict[str, int]:
-    for line in output.splitlines():
-        if line.startswith("localhost") and "ok=" in line:
-            return {k: int(v) for k, v in (field.split("=") for field in line.split()[2:])}
-    raise AssertionError("no play recap in:\n" + output[-3000:])
-
-
 @pytest.fixture(scope="module")
 def kubectl() -> Iterator[Kubectl]:
     """kubectl in the test's namespace, which starts absent and is deleted afterwards."""
@@ -174,7 +169,7 @@ def test_site_check_mode_deploy_and_rotation_run_from_the_installed_copy(
     deploy = playbook(installed, runtime_venv, site, *extra)
     (ARTIFACTS / "site.log").write_text(deploy.stdout + deploy.stderr)
     assert deploy.returncode == 0, deploy.stdout[-4000:] + deploy.stderr[-2000:]
-    assert recap(deploy.stdout)["failed"] == 0
+    assert play_recap(deploy.stdout)["failed"] == 0
     # The objects carry the installed collection's work: the CronJob runs the rotation image.
     assert kubectl.get("cronjob", "backstage-cert-rotation")["spec"]["jobTemplate"]
 
