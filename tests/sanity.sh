@@ -37,6 +37,11 @@ mkdir -p "$dest"
 # Tracked and new (not ignored) files; the Backstage test app is JavaScript that sanity does not check.
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard -- . ':!tests/images/backstage-app' |
   xargs -0 -r cp --parents -t "$dest")
+# The collections the docs draw fragments from (kubernetes.core's authentication options), where
+# ansible-test looks for them: beside the collection under test.
+kubernetes_core=$(python3 -c 'import ansible_collections.kubernetes.core as c; print(list(c.__path__)[0])')
+mkdir -p "$work/ansible_collections/kubernetes"
+cp -r "$kubernetes_core" "$work/ansible_collections/kubernetes/core"
 cd "$dest"
 git init -q && git add -A
 python_version=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')

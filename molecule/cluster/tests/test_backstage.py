@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import SCENARIO_DIR, HttpGet
-from testcluster import ANSIBLE_PLAYBOOK, REPO, Kubectl, ansible_env, ansible_playbook, wait_until
+from testcluster import ANSIBLE_PLAYBOOK, REPO, Kubectl, ansible_env, ansible_playbook, play_recap, wait_until
 
 EXAMPLE_ENTITIES = [
     ("Component", "example-website"),
@@ -271,13 +271,40 @@ def test_portal_catalog_page_lists_an_entity_in_chromium(public_url: str, artifa
     assert report["url"].startswith(public_url + "/catalog")
 
 
-# --------------------------------------------------------------------------- refusals
-
-
 def converge_env(collections_path: Path) -> dict[str, str]:
     """The scenario's converge.yml run from here: this checkout's ansible.cfg, no other collections
     path than ``collections_path``, and the project directory Molecule would give it."""
     return {"MOLECULE_PROJECT_DIRECTORY": str(REPO), **ansible_env(str(collections_path))}
+
+
+# --------------------------------------------------------------------------- re-runs
+
+
+def test_a_rerun_with_nothing_to_change_runs_no_module(tmp_path: Path) -> None:
+    # backstage.k8s.k8s_get and k8s_apply decide in the controller's process; a module run (an
+    # AnsiballZ payload, logged at -vvv) would mean a read or an apply that was not recognised as such.
+    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "-vvv", env=converge_env(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert play_recap(result.stdout)["changed"] == 0, result.stdout[-3000:]
+    module_runs = [line for line in result.stdout.splitlines() if "AnsiballZ_" in line]
+    assert not module_runs, module_runs[:5]
+
+
+def test_a_change_made_by_hand_is_undone_by_the_next_run(k8s_json, kubectl, namespace: str, tmp_path: Path) -> None:
+    frontend = k8s_json("deployment", "-l", FRONTEND)["items"][0]
+    replicas = frontend["spec"]["replicas"]
+    kubectl.in_namespace(namespace)("scale", "deployment", frontend["metadata"]["name"], "--replicas", str(replicas + 1))
+    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "--tags", "backstage",
+                              env=converge_env(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert play_recap(result.stdout)["changed"] == 1, result.stdout[-3000:]
+    # kubernetes.core.k8s ran, put the replicas back and waited for the rollout.
+    after = k8s_json("deployment", "-l", FRONTEND)["items"][0]
+    assert after["spec"]["replicas"] == replicas
+    assert after["status"].get("readyReplicas") == replicas == after["status"].get("replicas")
+
+
+# --------------------------------------------------------------------------- refusals
 
 
 def test_a_client_certificate_for_another_user_is_refused_before_deploying(k8s_json, tmp_path: Path) -> None:
