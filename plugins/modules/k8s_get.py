@@ -19,12 +19,11 @@ description:
     the client for each read.
   - With any other connection, or without the kubernetes Python library on the controller,
     M(kubernetes.core.k8s_info) runs instead with the same arguments.
-  - The play's C(module_defaults) for M(kubernetes.core.k8s_info) (for example
-    C(group/kubernetes.core.k8s)) apply, as they would to that module.
 author:
   - backstage.k8s maintainers (@backstage-k8s)
 extends_documentation_fragment:
   - backstage.k8s.attributes
+  - backstage.k8s.kubernetes_auth
 attributes:
   action:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
@@ -38,17 +37,6 @@ attributes:
   idempotent:
     support: full
 options:
-  kubeconfig:
-    description:
-      - The kubeconfig, a path or a dict, as M(kubernetes.core.k8s) takes it; C(K8S_AUTH_KUBECONFIG), then
-        C(~/.kube/config), when not given.
-      - The other authentication options of kubernetes.core's modules (C(host), C(api_key), C(ca_cert),
-        C(client_cert), C(client_key), C(validate_certs), C(proxy), C(impersonate_user), ...) are taken too,
-        with the same meaning.
-    type: raw
-  context:
-    description: The kubeconfig context to use; its current context when not given.
-    type: str
   api_version:
     description: The object's apiVersion.
     type: str
