@@ -23,6 +23,8 @@ _DNS1123_SUBDOMAIN_MAX = 253
 # surprises: a letter or '_' first, then letters, digits, '_', '$' or '-'; NAMEDATALEN - 1 bytes.
 _POSTGRES_USER_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_$-]*')
 _POSTGRES_USER_NAME_MAX = 63
+# Kubernetes' own namespaces: an application's objects, and its Secrets above all, do not go there.
+_SYSTEM_NAMESPACES = frozenset(('kube-system', 'kube-public', 'kube-node-lease'))
 
 
 def _whole(pattern: re.Pattern[str], longest: int, value: Any) -> bool:
@@ -39,6 +41,11 @@ def dns1123_subdomain(value: Any) -> bool:
     return _whole(_DNS1123_SUBDOMAIN, _DNS1123_SUBDOMAIN_MAX, value)
 
 
+def app_namespace(value: Any) -> bool:
+    """A namespace name (a DNS-1123 label) that is not one of Kubernetes' system namespaces."""
+    return dns1123_label(value) and value not in _SYSTEM_NAMESPACES
+
+
 def postgres_user_name(value: Any) -> bool:
     """A PostgreSQL user name usable as the CN of a client certificate."""
     return _whole(_POSTGRES_USER_NAME, _POSTGRES_USER_NAME_MAX, value)
@@ -47,6 +54,7 @@ def postgres_user_name(value: Any) -> bool:
 class TestModule:
     def tests(self) -> Dict[str, Callable[[Any], bool]]:
         return {
+            'app_namespace': app_namespace,
             'dns1123_label': dns1123_label,
             'dns1123_subdomain': dns1123_subdomain,
             'postgres_user_name': postgres_user_name,

@@ -84,6 +84,13 @@ LONG_NAME = "a" * 41 + "-" + "b" * 13  # 55 characters: a DNS label, too long fo
 
 # Stands for the case's own namespace (new to the cluster) in a case's variables.
 NAMESPACE = "{namespace}"
+# Kubernetes' own namespaces, which every role refuses; they exist, so they are never a case's own.
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+
+
+def system_namespaces(role: str, var: str, *words: str) -> list[Case]:
+    """Each of Kubernetes' own namespaces given to a role: refused by its checks."""
+    return [Case(role, f"{var}-{namespace}", {var: namespace}, "validate", words) for namespace in SYSTEM_NAMESPACES]
 
 # A name with whitespace around it. YAML drops that whitespace when the name reaches an object's
 # manifest, so a check that let it through ($ also matches before a trailing newline) would have
@@ -140,7 +147,7 @@ PKI = [
     spec_type("pki", "pki_postgres_extra_sans", {"DNS": "db.example.com"}, "list"),
     spec_type("pki", "pki_common_labels", ["app.kubernetes.io/instance"], "dict"),
     Case("pki", "pki_namespace-not-a-dns-label", {"pki_namespace": "Backstage_NS"}, "validate",
-         ("pki_namespace 'Backstage_NS' is not a valid Kubernetes namespace name",)),
+         ("pki_namespace 'Backstage_NS' is not a namespace for Backstage",)),
     Case("pki", "client-cn-differs-from-database-user", {"pki_backstage_client_common_name": "backstage"}, "validate",
          ("pki_backstage_client_common_name 'backstage' differs from pki_database_user 'postgres'",)),
     Case("pki", "renew-after-zero", {"pki_leaf_renew_after_days": 0}, "validate",
@@ -155,7 +162,8 @@ PKI = [
          "validate", ("'-client' is not a valid Secret name",)),
     Case("pki", "pki_database_user-empty", {"pki_database_user": ""}, "validate",
          ("pki_database_user", "empty")),
-    *not_whole_name("pki", "pki_namespace", NAMESPACE, "pki_namespace '", "is not a valid Kubernetes namespace name"),
+    *not_whole_name("pki", "pki_namespace", NAMESPACE, "pki_namespace '", "is not a namespace for Backstage"),
+    *system_namespaces("pki", "pki_namespace", "is not a namespace for Backstage", "system namespaces"),
     *(case for var, name in (("pki_ca_secret_name", "backstage-pki-ca"),
                              ("pki_postgres_server_secret_name", "postgres-server-tls"),
                              ("pki_backstage_client_secret_name", "backstage-postgres-client-tls"))
@@ -172,7 +180,7 @@ POSTGRES = [
     spec_choice("postgres", "postgres_image_pull_policy", "Sometimes"),
     spec_choice("postgres", "postgres_min_tls_version", "TLSv1.1"),
     Case("postgres", "postgres_namespace-not-a-dns-label", {"postgres_namespace": "Backstage_NS"}, "validate",
-         ("postgres_namespace 'Backstage_NS' is not a valid Kubernetes namespace name",)),
+         ("postgres_namespace 'Backstage_NS' is not a namespace for Backstage",)),
     Case("postgres", "postgres_service_name-not-a-dns-label", {"postgres_service_name": "pg.main"}, "validate",
          ("postgres_service_name ('pg.main'", "must be valid Kubernetes names")),
     Case("postgres", "postgres_service_name-too-long", {"postgres_service_name": LONG_NAME}, "validate",
@@ -195,8 +203,9 @@ POSTGRES = [
          ("postgres_storage_size",)),
     *not_whole_name("postgres", "postgres_storage_size", "5Gi", "postgres_storage_size '",
                     "is not a Kubernetes storage quantity"),
+    *system_namespaces("postgres", "postgres_namespace", "is not a namespace for Backstage", "system namespaces"),
     *not_whole_name("postgres", "postgres_namespace", NAMESPACE, "postgres_namespace '",
-                    "is not a valid Kubernetes namespace name"),
+                    "is not a namespace for Backstage"),
     *(case for var, name in (("postgres_service_name", "postgres"), ("postgres_tls_secret_name", "postgres-server-tls"),
                              ("postgres_superuser_secret_name", "postgres-superuser"))
       for case in not_whole_name("postgres", var, name, f"{var} ('", "must be valid Kubernetes names")),
@@ -260,11 +269,12 @@ BACKSTAGE = [
          gap="a list for a str option passes: the argument spec turns it into its text (ansible-core converts "
              "any value to str), here the image reference \"['backstage:1.0']\""),
     Case("backstage", "backstage_namespace-not-a-dns-label", {"backstage_namespace": "Backstage_NS"}, "validate",
-         ("backstage_namespace", "not a valid Kubernetes namespace name")),
+         ("backstage_namespace", "is not a namespace for Backstage")),
     Case("backstage", "backstage_port-above-65535", {"backstage_port": 70000}, "validate",
          ("backstage_port", "65535")),
+    *system_namespaces("backstage", "backstage_namespace", "is not a namespace for Backstage", "system namespaces"),
     *not_whole_name("backstage", "backstage_namespace", NAMESPACE, "backstage_namespace '",
-                    "is not a valid Kubernetes namespace name"),
+                    "is not a namespace for Backstage"),
 ]
 
 CERT_ROTATION_INTS = (
@@ -312,6 +322,8 @@ CERT_ROTATION = [
                     "is not a cron schedule"),
     Case("cert_rotation", "cert_rotation_postgres_port-above-65535", {"cert_rotation_postgres_port": 70000},
          "validate", ("cert_rotation_postgres_port", "65535")),
+    *system_namespaces("cert_rotation", "cert_rotation_namespace", "must be valid Kubernetes names",
+                      "system namespaces"),
     *not_whole_name("cert_rotation", "cert_rotation_namespace", NAMESPACE, "cert_rotation_namespace ('",
                     "must be valid Kubernetes names"),
     *not_whole_name("cert_rotation", "cert_rotation_name", "backstage-cert-rotation", "cert_rotation_name ('",
@@ -521,9 +533,10 @@ class PendingRun:
                 host_vars[role.namespace_var] = namespace
             host_vars.update({name: value.replace(NAMESPACE, namespace) if isinstance(value, str) else value
                               for name, value in case.vars.items()})
-            if role.namespace_var:
+            own = str(host_vars.get(role.namespace_var, "")).strip()
+            if role.namespace_var and own not in SYSTEM_NAMESPACES:
                 # The bare name: what an object would be named after YAML dropped the whitespace.
-                self.namespaces[case.id] = str(host_vars[role.namespace_var]).strip()
+                self.namespaces[case.id] = own
             hosts[case_host(case.id)] = host_vars
         control = case_host(CONTROL.id)
         inventory = {
@@ -666,7 +679,9 @@ def test_bad_input_is_refused_by_validation_before_any_change(case: Case, cluste
     assert not host.changed(), f"tasks reported a change before the failure: {host.changed()}"
 
 
-@pytest.mark.parametrize("case", params([c for c in CASES if ROLES[c.role].namespace_var], namespace=True))
+@pytest.mark.parametrize("case", params([c for c in CASES if ROLES[c.role].namespace_var
+                                         and c.vars.get(ROLES[c.role].namespace_var) not in SYSTEM_NAMESPACES],
+                                        namespace=True))
 def test_bad_input_leaves_its_namespace_uncreated(case: Case, cluster: Cluster, role_runs: RoleRuns) -> None:
     if not cluster.up:
         pytest.skip(f"no namespace to look for: {cluster.down_reason}")

@@ -3,6 +3,7 @@ its backend on PostgreSQL over verified TLS with a client certificate, the porta
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -302,6 +303,43 @@ def test_a_change_made_by_hand_is_undone_by_the_next_run(k8s_json, kubectl, name
     after = k8s_json("deployment", "-l", FRONTEND)["items"][0]
     assert after["spec"]["replicas"] == replicas
     assert after["status"].get("readyReplicas") == replicas == after["status"].get("replicas")
+
+
+def key_material_outside_data(secret: dict[str, Any]) -> list[str]:
+    """The places besides ``data`` where a Secret holds one of its own values (base64 or decoded lines)."""
+    outside = json.dumps({k: v for k, v in secret.items() if k != "data"})
+    found = []
+    for key, value in (secret.get("data") or {}).items():
+        decoded = base64.b64decode(value).decode(errors="replace")
+        needles = [value] + [line for line in decoded.splitlines() if len(line) >= 40 and "-----" not in line]
+        found += [key for needle in needles if needle in outside][:1]
+    return found
+
+
+def test_no_secret_holds_its_data_outside_data(k8s_json) -> None:
+    secrets = k8s_json("secrets")["items"]
+    assert {s["metadata"]["name"] for s in secrets} >= {"backstage-pki-ca", "postgres-server-tls",
+                                                        "backstage-postgres-client-tls"}
+    leaks = {s["metadata"]["name"]: key_material_outside_data(s) for s in secrets}
+    assert not any(leaks.values()), leaks
+
+
+def test_a_secret_written_by_a_client_side_apply_loses_its_annotation(
+    k8s_json, kubectl, namespace: str, tmp_path: Path
+) -> None:
+    # What earlier versions did: kubectl apply (client-side) copies the key into an annotation.
+    secret = k8s_json("secret", "backstage-postgres-client-tls")
+    kubectl.in_namespace(namespace).apply({k: secret[k] for k in ("apiVersion", "kind", "type", "data")}
+                                          | {"metadata": {"name": secret["metadata"]["name"],
+                                                          "labels": secret["metadata"]["labels"]}})
+    assert "tls.key" in key_material_outside_data(k8s_json("secret", "backstage-postgres-client-tls"))
+    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "--tags", "pki",
+                              env=converge_env(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    after = k8s_json("secret", "backstage-postgres-client-tls")
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in after["metadata"].get("annotations", {})
+    assert not key_material_outside_data(after)
+    assert after["data"] == secret["data"]
 
 
 # --------------------------------------------------------------------------- refusals

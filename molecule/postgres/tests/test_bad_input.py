@@ -38,7 +38,7 @@ CASES = [
         "invalid-namespace-name",
         "Backstage_NS",
         {},
-        "'Backstage_NS' is not a valid Kubernetes namespace name",
+        "'Backstage_NS' is not a namespace for Backstage",
     ),
     BadInput(
         "storage-class-does-not-exist",

@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.backstage.k8s.plugins.test import names
 from ansible_collections.backstage.k8s.plugins.test.names import (
+    app_namespace,
     dns1123_label,
     dns1123_subdomain,
     postgres_user_name,
@@ -30,7 +31,8 @@ NOT_WHOLE = [
     pytest.param(7, id='int'),
     pytest.param(['backstage'], id='list'),
 ]
-ALL_TESTS = [pytest.param(t, id=t.__name__) for t in (dns1123_label, dns1123_subdomain, postgres_user_name)]
+ALL_TESTS = [pytest.param(t, id=t.__name__)
+             for t in (app_namespace, dns1123_label, dns1123_subdomain, postgres_user_name)]
 
 
 @pytest.mark.parametrize('test', ALL_TESTS)
@@ -95,4 +97,15 @@ def test_what_is_not_a_postgres_user_name_is_refused(value: str) -> None:
 
 
 def test_ansible_finds_each_test_by_its_documented_name() -> None:
-    assert set(names.TestModule().tests()) == {'dns1123_label', 'dns1123_subdomain', 'postgres_user_name'}
+    assert set(names.TestModule().tests()) == {'app_namespace', 'dns1123_label', 'dns1123_subdomain',
+                                               'postgres_user_name'}
+
+
+@pytest.mark.parametrize('value', ['backstage', 'kube-systems', 'my-kube-system', 'default'])
+def test_application_namespaces_are_accepted(value: str) -> None:
+    assert app_namespace(value) is True
+
+
+@pytest.mark.parametrize('value', ['kube-system', 'kube-public', 'kube-node-lease', 'Backstage', 'a' * 64])
+def test_system_namespaces_and_what_is_not_a_label_are_refused(value: str) -> None:
+    assert app_namespace(value) is False
