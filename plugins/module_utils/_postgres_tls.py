@@ -80,7 +80,9 @@ def _tls_context(ca_certificate: str, client_certificate: str | None, client_key
     """A context that verifies the server against the CA and its name, and presents the client
     certificate. ssl only loads a key from a file: it lives in a private temporary directory for
     the time of the call and is removed at once."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    # Not create_default_context: it also trusts the system's roots, and only the private CA may
+    # vouch for the server. PROTOCOL_TLS_CLIENT verifies the certificate and the host name.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_verify_locations(cadata=ca_certificate)

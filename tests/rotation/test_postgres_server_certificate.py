@@ -205,6 +205,18 @@ def test_what_tls_or_postgresql_refuses_fails_with_a_message(
     assert "PRIVATE KEY" not in str(raised.value)
 
 
+def test_a_server_vouched_for_only_by_the_system_roots_is_refused(
+        server: Server, ca: Issuer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server's CA as the system's trust store (OpenSSL reads SSL_CERT_FILE for its default
+    # paths), another CA as the one given: only the given CA may vouch for the server.
+    system_roots = tmp_path / "system-roots.pem"
+    system_roots.write_text(ca.pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(system_roots))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    with pytest.raises(PostgresTlsError, match="does not verify"):
+        connect_and_query("127.0.0.1", server.port, SERVER_NAME, Issuer("other CA").pem, timeout=5)
+
+
 def test_the_module_reloads_and_reports_the_certificate(
         server: Server, ca: Issuer, client: tuple[str, str], tmp_path: Path) -> None:
     """The module as Ansible runs it, from the collection the virtualenv links."""
