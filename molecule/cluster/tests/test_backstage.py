@@ -370,8 +370,11 @@ def test_a_rotated_client_certificate_rolls_the_backend_and_it_keeps_serving(
 
     secret_before = k8s_json("secret", "backstage-postgres-client-tls")["data"]["tls.crt"]
     pods_before = backend_pods()
+    # At -vvv: every file written for a module run is logged ("PUT ..."), and so is anything a task
+    # would let out.
     playbook = subprocess.Popen(
-        [ANSIBLE_PLAYBOOK, str(SCENARIO_DIR / "converge.yml"), "--tags", "pki,backstage", "-e", "pki_force_rotation=true"],
+        [ANSIBLE_PLAYBOOK, str(SCENARIO_DIR / "converge.yml"), "--tags", "pki,backstage", "-e", "pki_force_rotation=true",
+         "-vvv"],
         cwd=REPO, env=converge_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     # Ask the catalog through the Ingress all along the rolling restart.
@@ -380,10 +383,18 @@ def test_a_rotated_client_certificate_rolls_the_backend_and_it_keeps_serving(
         statuses.append(ingress_get("/api/catalog/entities?limit=1", token=guest_token).status)
         time.sleep(0.5)
     output = playbook.stdout.read() if playbook.stdout else ""
-    (artifacts / "rotation.log").write_text(output)
     assert playbook.returncode == 0, output[-3000:]
 
     assert k8s_json("secret", "backstage-postgres-client-tls")["data"]["tls.crt"] != secret_before
+    # No module's arguments (the CA key, the new keys) went to a file: they are piped to the modules.
+    module_files = [line for line in output.splitlines() if line.lstrip().startswith("PUT ") and "AnsiballZ_" in line]
+    assert not module_files, module_files[:3]
+    keys = {name: k8s_json("secret", name)["data"]["tls.key"]
+            for name in ("backstage-pki-ca", "postgres-server-tls", "backstage-postgres-client-tls")}
+    shown = [name for name, key in keys.items()
+             if key in output or base64.b64decode(key).decode().splitlines()[1] in output]
+    assert not shown, f"private keys in the -vvv output: {shown}"
+    (artifacts / "rotation.log").write_text(output)
     pods_after = backend_pods()
     assert not set(pods_after) & set(pods_before), "every backend pod should have been replaced"
     template = k8s_json("deployment", "-l", BACKEND)["items"][0]["spec"]["template"]
