@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -377,12 +378,17 @@ def test_a_rotated_client_certificate_rolls_the_backend_and_it_keeps_serving(
          "-vvv"],
         cwd=REPO, env=converge_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    # Read all along, in memory: -vvv output would fill the pipe and stop the playbook.
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.extend(playbook.stdout or []), daemon=True)
+    reader.start()
     # Ask the catalog through the Ingress all along the rolling restart.
     statuses: list[int] = []
     while playbook.poll() is None:
         statuses.append(ingress_get("/api/catalog/entities?limit=1", token=guest_token).status)
         time.sleep(0.5)
-    output = playbook.stdout.read() if playbook.stdout else ""
+    reader.join(timeout=60)
+    output = "".join(chunks)
     assert playbook.returncode == 0, output[-3000:]
 
     assert k8s_json("secret", "backstage-postgres-client-tls")["data"]["tls.crt"] != secret_before
