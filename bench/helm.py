@@ -95,8 +95,9 @@ def chart_values(settings: dict[str, Any]) -> dict[str, Any]:
                 {'name': 'tmp', 'mountPath': '/tmp'},
             ],
             'resources': settings['resources'],
+            # As the backstage role's template: every second, up to the role's attempts.
             'startupProbe': {'httpGet': {'path': settings['readiness_probe_path'], 'port': 'backend'},
-                             'periodSeconds': 5, 'timeoutSeconds': settings['probe_timeout_seconds'],
+                             'periodSeconds': 1, 'timeoutSeconds': settings['probe_timeout_seconds'],
                              'failureThreshold': settings['startup_probe_failure_threshold']},
             'readinessProbe': dict(probe, httpGet={'path': settings['readiness_probe_path'], 'port': 'backend'},
                                    failureThreshold=settings['readiness_probe_failure_threshold']),
