@@ -19,9 +19,9 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.backstage.k8s.plugins.plugin_utils._kubernetes import (
     AUTH_OPTIONS,
     api_client,
-    applied_and_ready,
     module_args,
     runs_in_controller,
+    unchanged_objects,
 )
 
 # The arguments whose meaning the check above covers; any other one goes to the module.
@@ -63,12 +63,4 @@ class ActionModule(ActionBase):
         definitions = self._definitions(args)
         if definitions is None:
             return None
-        client = api_client(args)
-        wait = boolean(args.get('wait', False))
-        unchanged = []
-        for definition in definitions:
-            live = applied_and_ready(client, definition, wait)
-            if live is None:
-                return None
-            unchanged.append(live)
-        return unchanged
+        return unchanged_objects(api_client(args), definitions, boolean(args.get('wait', False)))

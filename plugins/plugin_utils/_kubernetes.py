@@ -15,6 +15,8 @@ kubernetes.core's own (its module_utils), so a decision taken here is the one it
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible.errors import AnsibleActionFail
 
 # What ansible-core's own gather_facts, package and service actions use to give the modules they run
@@ -70,7 +72,24 @@ def read(client, api_version, kind, name=None, namespace=None, label_selectors=N
     return [item.to_dict() for item in found.items]
 
 
-def applied_and_ready(client, definition, wait):
+def unchanged_objects(client, definitions, wait):
+    """The live objects when applying every definition would change nothing and, with wait, all are ready; else None.
+
+    The kinds are looked up one after the other (the discovery cache is shared); the objects are
+    read and dry-run at the same time, each request waiting on the API server, not on this process.
+    """
+    resources = []
+    for definition in definitions:
+        if not (definition.get('apiVersion') and definition.get('kind')):
+            return None
+        resources.append(client.resource(definition['kind'], definition['apiVersion']))
+    with ThreadPoolExecutor(max_workers=min(8, len(definitions))) as pool:
+        live = list(pool.map(lambda pair: applied_and_ready(client, pair[0], pair[1], wait),
+                             zip(resources, definitions)))
+    return None if any(item is None for item in live) else live
+
+
+def applied_and_ready(client, resource, definition, wait):
     """The live object when applying definition would change nothing and, with wait, it is ready; else None.
 
     The patch is kubernetes.core's own three-way merge of the last applied configuration, the
@@ -80,9 +99,8 @@ def applied_and_ready(client, definition, wait):
     decision, without the write. The readiness is kubernetes.core's wait condition for the kind.
     """
     metadata = definition.get('metadata') or {}
-    if not (definition.get('apiVersion') and definition.get('kind') and metadata.get('name')):
+    if not metadata.get('name'):
         return None
-    resource = client.resource(definition['kind'], definition['apiVersion'])
     if resource.namespaced and not metadata.get('namespace'):
         return None
     try:
