@@ -331,8 +331,9 @@ def main() -> int:
     times = output['summary']['times']
     print('medians: ' + ', '.join('{0} {1} s'.format(key[:-2].replace('_', ' '), value['median'])
                                   for key, value in times.items()), file=sys.stderr)
+    ratios = output['summary']['ratios']
     print('ratios (of the medians): ' + ', '.join('{0} {1}x'.format(key, value['of_medians'])
-                                                 for key, value in output['summary']['ratios'].items()), file=sys.stderr)
+                                                  for key, value in ratios.items()), file=sys.stderr)
     print(json.dumps(output, indent=2))
     return 0
 

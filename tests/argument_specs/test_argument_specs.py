@@ -92,6 +92,7 @@ def system_namespaces(role: str, var: str, *words: str) -> list[Case]:
     """Each of Kubernetes' own namespaces given to a role: refused by its checks."""
     return [Case(role, f"{var}-{namespace}", {var: namespace}, "validate", words) for namespace in SYSTEM_NAMESPACES]
 
+
 # A name with whitespace around it. YAML drops that whitespace when the name reaches an object's
 # manifest, so a check that let it through ($ also matches before a trailing newline) would have
 # the role create the object under the bare name.
@@ -335,7 +336,7 @@ CERT_ROTATION = [
     Case("cert_rotation", "cert_rotation_postgres_port-above-65535", {"cert_rotation_postgres_port": 70000},
          "validate", ("cert_rotation_postgres_port", "65535")),
     *system_namespaces("cert_rotation", "cert_rotation_namespace", "must be valid Kubernetes names",
-                      "system namespaces"),
+                       "system namespaces"),
     *not_whole_name("cert_rotation", "cert_rotation_namespace", NAMESPACE, "cert_rotation_namespace ('",
                     "must be valid Kubernetes names"),
     *not_whole_name("cert_rotation", "cert_rotation_name", "backstage-cert-rotation", "cert_rotation_name ('",
