@@ -18,7 +18,6 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lib"))
 
@@ -76,7 +75,7 @@ def main() -> None:
     deploy_s = 0.0
     if not args.reuse:
         kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", namespaced=False, timeout=600)
-        deploy_s, _ = run("deploy", [str(REPO / "tests" / "faults" / "deploy.yml"), "-e", json.dumps(variables)], cluster)
+        deploy_s = run("deploy", [str(REPO / "tests" / "faults" / "deploy.yml"), "-e", json.dumps(variables)], cluster)[0]
 
     image = kubectl.get("cronjob", "backstage-cert-rotation")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
     restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}

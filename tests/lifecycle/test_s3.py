@@ -8,17 +8,15 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from conftest import COLLECTIONS_PATH, log, run_playbook
+from conftest import COLLECTIONS_PATH, run_playbook
 from test_backup_restore import backup
 from testcluster import REPO, ansible_env, ansible_playbook, wait_until
 
@@ -47,7 +45,8 @@ def s3_server(deployment: Any) -> Iterator[dict[str, str]]:
     with open(work / "weed.log", "w") as output:
         process = subprocess.Popen(
             [weed, "server", f"-dir={work / 'data'}", f"-ip={host}", f"-ip.bind={host}", f"-master.port={base + 33}",
-             f"-volume.port={base + 80}", "-volume.max=5", "-filer", f"-filer.port={base + 88}", "-s3",
+             # Small volumes, and room for several: each collection (bucket) takes volumes of its own.
+             f"-volume.port={base + 80}", "-volume.max=30", "-master.volumeSizeLimitMB=64", "-filer", f"-filer.port={base + 88}", "-s3",
              f"-s3.port={base + 34}", f"-s3.config={work / 's3.json'}"], stdout=output, stderr=subprocess.STDOUT)
     endpoint = f"http://{host}:{base + 34}"
     env = {"S3_ENDPOINT": endpoint, "S3_BUCKET": BUCKET, "S3_PREFIX": PREFIX, **keys}
