@@ -343,7 +343,48 @@ CERT_ROTATION = [
                     "must be valid Kubernetes names"),
 ]
 
-CASES = MICROK8S + IMAGE_IMPORT + PKI + POSTGRES + BACKSTAGE + CERT_ROTATION
+POSTGRES_BACKUP = [
+    spec_type("postgres_backup", "postgres_backup_retention", "seven", "int"),
+    spec_type("postgres_backup", "postgres_backup_suspend", "maybe", "bool"),
+    spec_type("postgres_backup", "postgres_backup_s3", ["s3://bucket"], "dict"),
+    spec_choice("postgres_backup", "postgres_backup_restore_from", "ftp"),
+    spec_choice("postgres_backup", "postgres_backup_image_pull_policy", "Sometimes"),
+    Case("postgres_backup", "postgres_backup_namespace-not-a-dns-label", {"postgres_backup_namespace": "Backstage_NS"},
+         "validate", ("postgres_backup_namespace ('Backstage_NS')", "must be valid Kubernetes names")),
+    Case("postgres_backup", "postgres_backup_name-too-long", {"postgres_backup_name": LONG_NAME}, "validate",
+         ("postgres_backup_name", "at most 40 characters")),
+    Case("postgres_backup", "postgres_backup_database_user-bad", {"postgres_backup_database_user": "post gres"},
+         "validate", ("postgres_backup_database_user 'post gres' is not a usable PostgreSQL user name",)),
+    Case("postgres_backup", "postgres_backup_schedule-not-cron", {"postgres_backup_schedule": "daily"}, "validate",
+         ("postgres_backup_schedule 'daily' is not a cron schedule",)),
+    Case("postgres_backup", "postgres_backup_retention-zero", {"postgres_backup_retention": 0}, "validate",
+         ("postgres_backup_retention (0) must be at least 1",)),
+    Case("postgres_backup", "postgres_backup_storage_size-not-a-quantity", {"postgres_backup_storage_size": "big"},
+         "validate", ("postgres_backup_storage_size 'big' is not a Kubernetes storage quantity",)),
+    Case("postgres_backup", "postgres_backup_s3-without-bucket",
+         {"postgres_backup_s3": {"endpoint": "http://s3.example:8333", "credentials_secret": "s3"}}, "validate",
+         ("postgres_backup_s3 needs endpoint", "bucket")),
+    Case("postgres_backup", "postgres_backup_restore_from-s3-without-bucket", {"postgres_backup_restore_from": "s3"},
+         "validate", ("postgres_backup_restore_from is s3, but postgres_backup_s3 names no bucket",)),
+    Case("postgres_backup", "postgres_backup_restore_name-not-a-backup", {"postgres_backup_restore_name": "yesterday"},
+         "validate", ("postgres_backup_restore_name 'yesterday' is not a backup's name",)),
+    *not_whole_name("postgres_backup", "postgres_backup_namespace", NAMESPACE, "postgres_backup_namespace ('",
+                    "must be valid Kubernetes names"),
+]
+
+UNINSTALL = [
+    spec_type("uninstall", "uninstall_purge", "maybe", "bool"),
+    spec_type("uninstall", "uninstall_kept_secrets", {"ca": "backstage-pki-ca"}, "list"),
+    spec_type("uninstall", "uninstall_wait_timeout", "soon", "int"),
+    Case("uninstall", "uninstall_namespace-not-a-dns-label", {"uninstall_namespace": "Backstage_NS"}, "validate",
+         ("uninstall_namespace ('Backstage_NS') must be a Kubernetes namespace name",)),
+    Case("uninstall", "uninstall_instance-not-a-label-value", {"uninstall_instance": "back stage"}, "validate",
+         ("uninstall_instance ('back stage') a label value",)),
+    *not_whole_name("uninstall", "uninstall_namespace", NAMESPACE, "uninstall_namespace ('",
+                    "must be a Kubernetes namespace name"),
+]
+
+CASES = MICROK8S + IMAGE_IMPORT + PKI + POSTGRES + BACKSTAGE + CERT_ROTATION + POSTGRES_BACKUP + UNINSTALL
 
 
 # ------------------------------------------------------------------------------------ the roles
@@ -389,6 +430,9 @@ ROLES = {
         Role("backstage", "backstage_namespace", control_completes=True),
         Role("cert_rotation", "cert_rotation_namespace", ("Check that the runner image is set",),
              control_completes=True),
+        Role("postgres_backup", "postgres_backup_namespace", control_completes=True),
+        # Its checks are the first task of tasks/main.yml (a role of one file).
+        Role("uninstall", "uninstall_namespace", ("Check the namespace and the instance",), control_completes=True),
     )
 }
 
@@ -501,6 +545,11 @@ def base_vars(role: str, cluster: Cluster, workdir: Path) -> dict[str, Any]:
         "cert_rotation": {
             "cert_rotation_image": "localhost/backstage-k8s-argspec/never-pulled-rotation:1",
         },
+        "postgres_backup": {
+            "postgres_backup_storage_class": env.get("TESTCLUSTER_STORAGE_CLASS", "local-path"),
+            "postgres_backup_image": "localhost/backstage-k8s-argspec/never-pulled:1",
+        },
+        "uninstall": {},
     }[role]
 
 

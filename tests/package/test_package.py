@@ -43,6 +43,9 @@ LEAF_SECRETS = (SERVER_SECRET, CLIENT_SECRET)
 MUST_SHIP = (
     "MANIFEST.json", "FILES.json", "README.md", "LICENSE", "meta/runtime.yml",
     "requirements.txt", "playbooks/site.yml", "playbooks/rotate.yml",
+    "playbooks/backup.yml", "playbooks/restore.yml", "playbooks/uninstall.yml",
+    "roles/postgres_backup/files/backup.sh", "roles/postgres_backup/files/restore.sh",
+    "roles/uninstall/tasks/main.yml", "roles/postgres/tasks/version.yml",
     "plugins/modules/cert_cn_check.py", "plugins/module_utils/_certificate.py",
     "roles/backstage/tasks/main.yml", "roles/pki/meta/argument_specs.yml",
     "images/backstage-frontend/frontend-entrypoint.sh",
