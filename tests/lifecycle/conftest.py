@@ -37,8 +37,9 @@ faults = _load_faults_helpers()
 Deployment = faults.Deployment
 
 COLLECTIONS_PATH = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or venv_collections_path()
-NAMESPACE = "backstage-lifecycle"
-INGRESS_HOST = "backstage-lifecycle.localhost"
+# BACKSTAGE_K8S_LIFECYCLE_NAMESPACE runs a file of its own beside another run, in another namespace.
+NAMESPACE = os.environ.get("BACKSTAGE_K8S_LIFECYCLE_NAMESPACE") or "backstage-lifecycle"
+INGRESS_HOST = f"{NAMESPACE}.localhost"
 ARTIFACTS = artifacts_dir("lifecycle")
 
 

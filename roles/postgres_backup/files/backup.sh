@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # One backup of every database of the PostgreSQL instance, over verified TLS with the client
 # certificate (libpq's PG* variables; no password), into BACKUP_DIR/NAME, NAME being the UTC
 # time (20261201T024100Z). The backup is written under .partial-NAME and renamed when complete:

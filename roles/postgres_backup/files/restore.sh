@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # restore.sh verify|restore: check a backup made by backup.sh (BACKUP_DIR/RESTORE_NAME, "latest"
 # for the newest complete one), and with "restore" load it into the PostgreSQL instance that
 # libpq's PG* variables name (verified TLS, client certificate): roles from globals.sql, then

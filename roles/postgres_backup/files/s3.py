@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Copy backups between the backup volume and an S3-compatible bucket (Python 3.8+ standard
 library only: AWS Signature Version 4 over http.client, path-style addressing).
 
