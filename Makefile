@@ -19,7 +19,7 @@ export ANSIBLE_COLLECTIONS_PATH = $(SITE_PACKAGES)
 
 # Test tiers run by `make test`, in order.
 # The cluster comes up early (cluster-test) so that every later tier runs against it.
-TEST_TIERS = lint sanity docs-lint unit backstage-app-test cluster-test argspec-test images-test image-import-test molecule-default molecule-postgres molecule-cluster rotation-test lifecycle-test package-test cluster-lifecycle-test
+TEST_TIERS = lint sanity docs-lint unit backstage-app-test cluster-test argspec-test images-test image-import-test molecule-default molecule-postgres molecule-cluster rotation-test package-test cluster-lifecycle-test
 
 # Tiers run one after the other, even under `make -j`: they share one test cluster.
 .NOTPARALLEL:
@@ -61,8 +61,7 @@ deploy: venv-runtime  ## Deploy Backstage (microk8s on this machine unless a kub
 # tiers that do wait for them (each build holds a lock; nothing is built twice).
 test:  ## Set up and run every test tier
 	mkdir -p "$(BACKSTAGE_K8S_CACHE)"
-	$(LOCKED) bash -c '{ tests/cluster/cluster build && tests/images/build all >/dev/null \
-	    && tests/images/build postgres-17 >/dev/null && tests/s3/build-seaweedfs >/dev/null; } \
+	$(LOCKED) bash -c '{ tests/cluster/cluster build && tests/images/build all >/dev/null; } \
 	  >"$(BACKSTAGE_K8S_CACHE)/prebuild.log" 2>&1 & \
 	  for tier in $(TEST_TIERS); do start=$$SECONDS; $(MAKE) --no-print-directory $$tier || exit; \
 	    echo "make test: $$tier passed in $$((SECONDS - start)) s"; done; \
@@ -131,7 +130,7 @@ rotation-test: venv  ## Certificate rotation: postgres_server_certificate on a r
 fault-test: venv cluster-up  ## Fault tests (long, not in make test): PostgreSQL pod deleted under writes, rotation killed mid-way, cluster restart (instance 2), changed variables
 	$(LOCKED) $(BIN)/pytest tests/faults -p no:cacheprovider -rs
 
-lifecycle-test: venv cluster-up  ## Backup (to a volume and to SeaweedFS's S3), restore into a fresh namespace, refused and upgraded PostgreSQL majors (15 to 17), uninstall and reinstall, on the test cluster
+lifecycle-test: venv cluster-up  ## Long, not in make test: backup (to a volume and to SeaweedFS's S3), restore into a fresh namespace, refused and upgraded PostgreSQL majors (15 to 17), uninstall and reinstall, on the test cluster
 	$(LOCKED) $(BIN)/pytest tests/lifecycle/test_backup_restore.py tests/lifecycle/test_s3.py \
 	  tests/lifecycle/test_postgres_versions.py tests/lifecycle/test_uninstall.py -p no:cacheprovider -rs
 
