@@ -45,6 +45,7 @@ MUST_SHIP = (
     "requirements.txt", "playbooks/site.yml", "playbooks/rotate.yml",
     "playbooks/backup.yml", "playbooks/restore.yml", "playbooks/uninstall.yml",
     "roles/postgres_backup/files/backup.sh", "roles/postgres_backup/files/restore.sh",
+    "roles/postgres_backup/files/backups.sh",
     "roles/uninstall/tasks/main.yml", "roles/postgres/tasks/version.yml",
     "plugins/modules/cert_cn_check.py", "plugins/module_utils/_certificate.py",
     "roles/backstage/tasks/main.yml", "roles/pki/meta/argument_specs.yml",

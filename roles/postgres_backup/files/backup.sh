@@ -17,6 +17,8 @@ retention=${BACKUP_RETENTION:?}
 started=$SECONDS
 
 log() { printf '%s backup: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+# shellcheck source=backups.sh
+. "$(dirname "$0")/backups.sh"
 
 name=$(date -u +%Y%m%dT%H%M%SZ)
 while [ -e "$root/$name" ]; do sleep 1; name=$(date -u +%Y%m%dT%H%M%SZ); done
@@ -58,13 +60,6 @@ mv "$work" "$root/$name"
 sync
 
 # Retention: the newest complete backups stay; leftovers of killed runs go.
-complete() {
-    local d
-    for d in "$root"/*/; do
-        d=${d%/}
-        [[ ${d##*/} =~ ^[0-9]{8}T[0-9]{6}Z$ ]] && [ -f "$d/SHA256SUMS" ] && echo "${d##*/}"
-    done | sort
-}
 complete | head -n -"$retention" | while IFS= read -r old; do
     rm -rf "${root:?}/$old"
     log "removed $old (more than $retention backups)"

@@ -14,14 +14,8 @@ started=$SECONDS
 
 log() { printf '%s restore: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 refuse() { log "REFUSED: $*"; exit 2; }
-
-complete() {
-    local d
-    for d in "$root"/*/; do
-        d=${d%/}
-        [[ ${d##*/} =~ ^[0-9]{8}T[0-9]{6}Z$ ]] && [ -f "$d/SHA256SUMS" ] && echo "${d##*/}"
-    done | sort
-}
+# shellcheck source=backups.sh
+. "$(dirname "$0")/backups.sh"
 
 if [ "$want" = latest ]; then
     name=$(complete | tail -n 1)
