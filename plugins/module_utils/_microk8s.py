@@ -260,6 +260,63 @@ def addons_to_enable(status: Status, wanted: List[str]) -> List[str]:
     return result
 
 
+_SET_SELECTOR = re.compile(r'^\s*(?P<key>[^\s!=]+)\s+(?P<op>in|notin)\s+\((?P<values>[^)]*)\)\s*$')
+_EQUALITY_SELECTOR = re.compile(r'^\s*(?P<key>[^\s!=]+)\s*(?P<op>==|=|!=)\s*(?P<value>[^\s,]*)\s*$')
+_EXISTS_SELECTOR = re.compile(r'^\s*(?P<not>!?)\s*(?P<key>[^\s!=()]+)\s*$')
+
+
+def label_selector_matches(selector: str, labels: Dict[str, str]) -> bool:
+    """Whether labels match one Kubernetes label selector requirement (``k=v``, ``k!=v``,
+    ``k in (a,b)``, ``k notin (a,b)``, ``k``, ``!k``), as the API server reads it."""
+    match = _SET_SELECTOR.fullmatch(selector)
+    if match:
+        values = {v.strip() for v in match.group('values').split(',')}
+        inside = match.group('key') in labels and labels[match.group('key')] in values
+        return inside if match.group('op') == 'in' else not inside
+    match = _EQUALITY_SELECTOR.fullmatch(selector)
+    if match:
+        equal = labels.get(match.group('key')) == match.group('value')
+        return equal if match.group('op') != '!=' else not equal
+    match = _EXISTS_SELECTOR.fullmatch(selector)
+    if match:
+        return (match.group('key') in labels) != bool(match.group('not'))
+    raise StatusError('not a label selector requirement: {0!r}'.format(selector))
+
+
+def _pod_ready(pod: Dict[str, Any]) -> bool:
+    conditions = (pod.get('status') or {}).get('conditions') or []
+    return any(c.get('type') == 'Ready' and c.get('status') == 'True' for c in conditions)
+
+
+def addon_layouts(layouts: Any) -> List[Dict[str, Any]]:
+    """One addon's entry of microk8s_addon_pods as a list of layouts (a single mapping is one)."""
+    items = [layouts] if isinstance(layouts, dict) else layouts
+    if not isinstance(items, list) or not items or not all(
+            isinstance(i, dict) and isinstance(i.get('namespace'), str) and isinstance(i.get('label_selectors', []), list)
+            for i in items):
+        raise StatusError('an addon\'s pods are a mapping {{namespace, label_selectors}} or a list of them, '
+                          'not {0!r}'.format(layouts))
+    return items
+
+
+def addon_pods_ready(pods: List[Dict[str, Any]], layouts: Any) -> bool:
+    """Whether an addon runs: the first of its layouts that has pods among ``pods`` has them all Ready.
+
+    microk8s versions deploy some addons differently (ingress: nginx up to 1.34, Traefik from
+    1.35), and a microk8s upgraded with an addon enabled keeps the older one: the pods in the
+    cluster say which layout it runs.
+    """
+    for layout in addon_layouts(layouts):
+        selected = [
+            pod for pod in pods
+            if (pod.get('metadata') or {}).get('namespace') == layout['namespace']
+            and all(label_selector_matches(s, (pod.get('metadata') or {}).get('labels') or {})
+                    for s in layout.get('label_selectors') or [])]
+        if selected:
+            return all(_pod_ready(pod) for pod in selected)
+    return False
+
+
 def merge_kubeconfig(existing: Optional[Dict[str, Any]], new: Dict[str, Any], name: str) -> Dict[str, Any]:
     """``existing`` with the one cluster, user and context of ``new`` added under ``name``.
 

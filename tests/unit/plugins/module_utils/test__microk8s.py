@@ -13,7 +13,9 @@ import pytest
 from ansible_collections.backstage.k8s.plugins.module_utils._microk8s import (
     Addon,
     StatusError,
+    addon_pods_ready,
     addons_to_enable,
+    label_selector_matches,
     merge_kubeconfig,
     parse_status,
 )
@@ -206,3 +208,55 @@ def test_merge_again_replaces_its_own_entries_instead_of_adding_more() -> None:
     twice = merge_kubeconfig(once, MICROK8S_CONFIG, 'microk8s')
     assert once == twice
     assert once['current-context'] == 'microk8s'
+
+
+def pod(namespace: str, labels: dict, ready: bool) -> dict:
+    return {'metadata': {'namespace': namespace, 'labels': labels},
+            'status': {'conditions': [{'type': 'Ready', 'status': 'True' if ready else 'False'}]}}
+
+
+INGRESS_LAYOUTS = [
+    {'namespace': 'ingress', 'label_selectors': ['name=nginx-ingress-microk8s']},
+    {'namespace': 'ingress', 'label_selectors': ['app.kubernetes.io/name=traefik']},
+]
+# Pod template labels of each layout: the nginx DaemonSet of addons/ingress/ingress.yaml
+# (microk8s-core-addons 1.32), the Traefik chart the 1.35 enable script installs.
+NGINX = {'name': 'nginx-ingress-microk8s'}
+TRAEFIK = {'app.kubernetes.io/name': 'traefik', 'app.kubernetes.io/instance': 'traefik-ingress'}
+
+
+@pytest.mark.parametrize('pods, ready', [
+    ([pod('ingress', NGINX, True)], True),
+    ([pod('ingress', TRAEFIK, True)], True),
+    ([pod('ingress', TRAEFIK, False)], False),
+    ([pod('ingress', TRAEFIK, True), pod('ingress', TRAEFIK, False)], False),
+    ([], False),
+    ([pod('other', TRAEFIK, True)], False),
+    ([pod('ingress', {'app.kubernetes.io/name': 'other'}, True)], False),
+], ids=['nginx-1.32', 'traefik-1.35', 'traefik-not-ready', 'one-of-two-not-ready', 'no-pods', 'other-namespace', 'other-app'])
+def test_the_ingress_addon_is_ready_in_whichever_layout_the_cluster_runs(pods: list, ready: bool) -> None:
+    assert addon_pods_ready(pods, INGRESS_LAYOUTS) is ready
+
+
+def test_a_single_layout_mapping_is_one_layout() -> None:
+    assert addon_pods_ready([pod('ingress', NGINX, True)], INGRESS_LAYOUTS[0]) is True
+    assert addon_pods_ready([pod('ingress', TRAEFIK, True)], INGRESS_LAYOUTS[0]) is False
+
+
+@pytest.mark.parametrize('selector, labels, matches', [
+    ('a=b', {'a': 'b'}, True),
+    ('a==b', {'a': 'c'}, False),
+    ('a!=b', {}, True),
+    ('a in (b, c)', {'a': 'c'}, True),
+    ('a notin (b,c)', {'a': 'c'}, False),
+    ('a', {'a': ''}, True),
+    ('!a', {'a': 'x'}, False),
+], ids=['equal', 'double-equal', 'not-equal-missing', 'in', 'notin', 'exists', 'not-exists'])
+def test_label_selectors_match_as_the_api_server_reads_them(selector: str, labels: dict, matches: bool) -> None:
+    assert label_selector_matches(selector, labels) is matches
+
+
+@pytest.mark.parametrize('layouts', [[], {'label_selectors': []}, 'ingress'], ids=['empty', 'no-namespace', 'string'])
+def test_an_addon_without_a_layout_is_refused(layouts: object) -> None:
+    with pytest.raises(StatusError, match='namespace, label_selectors'):
+        addon_pods_ready([], layouts)
