@@ -14,6 +14,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.backstage.k8s.plugins.module_utils._microk8s import (
     StatusError,
+    addon_pods_ready,
     addons_to_enable,
     merge_kubeconfig,
     parse_status,
@@ -34,6 +35,13 @@ def microk8s_addons_to_enable(text: str, wanted: List[str]) -> List[str]:
         raise AnsibleFilterError(to_native(exc))
 
 
+def microk8s_addon_pods_ready(pods: List[Dict[str, Any]], layouts: Any) -> bool:
+    try:
+        return addon_pods_ready(list(pods), layouts)
+    except StatusError as exc:
+        raise AnsibleFilterError(to_native(exc))
+
+
 def microk8s_merge_kubeconfig(existing: Optional[Dict[str, Any]], new: Dict[str, Any], name: str) -> Dict[str, Any]:
     try:
         return merge_kubeconfig(existing, new, name)
@@ -47,4 +55,5 @@ class FilterModule:
             'microk8s_status': microk8s_status,
             'microk8s_addons_to_enable': microk8s_addons_to_enable,
             'microk8s_merge_kubeconfig': microk8s_merge_kubeconfig,
+            'microk8s_addon_pods_ready': microk8s_addon_pods_ready,
         }

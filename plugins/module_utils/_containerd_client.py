@@ -13,7 +13,7 @@ Private to the collection. Commands run through ``AnsibleModule.run_command``; f
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native, to_text
@@ -27,6 +27,8 @@ from ansible_collections.backstage.k8s.plugins.module_utils._containerd_image im
     name_filters,
     normalize_image_id,
     parse_images_check_states,
+    parse_plugins_platform,
+    platform_matches,
     parse_images_ls,
     read_archive,
     require_pinned_tag,
@@ -44,9 +46,24 @@ _MANIFEST_ACCEPT = ', '.join((
 class Containerd:
     """Runs ctr against one containerd."""
 
-    def __init__(self, module: AnsibleModule, ctr_command: List[str]) -> None:
+    def __init__(self, module: AnsibleModule, ctr_command: List[str], platform: str = '') -> None:
         self.module = module
         self.ctr = list(ctr_command)
+        self._platform = platform or None  # type: Optional[str]
+
+    def platform(self) -> str:
+        """The platform of the images compared: the one given, else the containerd's own.
+
+        Read (``ctr plugins ls``) only when an image index has to be followed, so a re-run with
+        nothing to import costs no more calls.
+        """
+        if self._platform is None:
+            self._platform = parse_plugins_platform(self.run('plugins', 'ls'))
+        return self._platform
+
+    def platform_read(self) -> Optional[str]:
+        """The platform, when it was given or read; None when no index needed it."""
+        return self._platform
 
     def _run(self, command: List[str], **kwargs: Any) -> Tuple[int, Any, Any]:
         try:
@@ -81,10 +98,10 @@ class Containerd:
             raise ImageError('{0} failed (exit {1}): {2}'.format(' '.join(command), rc, to_text(err).strip()))
         return out
 
-    def identity(self, image: Any, kind: str, platform: str) -> str:
+    def identity(self, image: Any, kind: str) -> str:
         if kind == 'manifest':
             return image.digest
-        return config_digest(image.digest, image.media_type, self.blob, platform)
+        return config_digest(image.digest, image.media_type, self.blob, self.platform)
 
 
 def cli_image(module: AnsibleModule, cli: str, name: str) -> Tuple[str, int]:
@@ -105,7 +122,7 @@ def registry_target(wanted: Reference, registry: str) -> Tuple[str, str]:
     return path, '{0}/{1}:{2}'.format(registry, path, wanted.tag)
 
 
-def registry_config_digest(registry: str, path: str, tag: str, platform: str) -> Optional[str]:
+def registry_config_digest(registry: str, path: str, tag: str, platform: Callable[[], str]) -> Optional[str]:
     """The config digest the registry has for path:tag, or None when it has none."""
     # Imported here: ansible's urls (ssl, http.client) costs about 0.1 s, and only this method needs it.
     from ansible.module_utils.urls import open_url
@@ -125,8 +142,7 @@ def registry_config_digest(registry: str, path: str, tag: str, platform: str) ->
         return None
     if document.get('manifests') is not None:
         for descriptor in document['manifests']:
-            found = descriptor.get('platform') or {}
-            if '{0}/{1}'.format(found.get('os'), found.get('architecture')) == platform:
+            if platform_matches(descriptor, platform()):
                 document = get(descriptor['digest'])
                 break
         else:
@@ -161,26 +177,26 @@ def describe(module: AnsibleModule, name: str, archive: Optional[str], source: O
     return wanted, named
 
 
-def compare(containerd: Optional[Containerd], wanted: Reference, method: str, registry: str, platform: str,
+def compare(containerd: Containerd, wanted: Reference, method: str, registry: str,
             result: Dict[str, Any], states: Optional[Mapping[str, ImageState]] = None) -> None:
     """Fill ``result`` with previous_digest and up_to_date: does the target have exactly this image?
 
     ``states`` is what ``Containerd.states`` returned for a list of names including this one
     (several images are compared with one ctr call); without it, ctr is asked for this name.
     Up to date means: the name points at the same digest (of the same kind) and all its content is there.
+    An image index (in the containerd or the registry) is followed to the manifest of
+    ``containerd.platform()``.
     """
     if method == 'registry':
         path, target = registry_target(wanted, registry)
         result['name'] = target
-        current_id = registry_config_digest(registry, path, wanted.tag or '', platform)
+        current_id = registry_config_digest(registry, path, wanted.tag or '', containerd.platform)
         result['previous_digest'] = current_id
         result['up_to_date'] = current_id == result['digest']
         return
-    if containerd is None:
-        raise ImageError('no ctr command to reach the containerd')
     if states is None:
         states = containerd.states([wanted.name])
     current = states.get(wanted.name)
-    previous = None if current is None else containerd.identity(current, result['digest_kind'], platform)
+    previous = None if current is None else containerd.identity(current, result['digest_kind'])
     result['previous_digest'] = previous
     result['up_to_date'] = current is not None and current.complete and previous == result['digest']

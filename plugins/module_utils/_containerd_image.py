@@ -295,16 +295,41 @@ def name_filters(names: List[str]) -> List[str]:
 
 
 def platform_matches(descriptor: Dict[str, Any], platform: str) -> bool:
-    wanted_os, wanted_arch = (platform.split('/', 1) + [''])[:2]
+    """Whether an index entry is for ``platform`` (``os/architecture`` or ``os/architecture/variant``).
+
+    A variant is compared only when both sides name one (arm64 images often leave ``v8`` out).
+    """
+    wanted_os, wanted_arch, wanted_variant = (platform.split('/', 2) + ['', ''])[:3]
     found = descriptor.get('platform') or {}
-    return found.get('os') == wanted_os and found.get('architecture') == wanted_arch
+    return (found.get('os') == wanted_os and found.get('architecture') == wanted_arch
+            and (not wanted_variant or not found.get('variant') or found.get('variant') == wanted_variant))
 
 
-def config_digest(target_digest: str, media_type: str, fetch: Callable[[str], bytes], platform: str) -> str:
+def parse_plugins_platform(text: str) -> str:
+    """The platform a containerd runs images for, from ``ctr plugins ls``.
+
+    It is the PLATFORMS column of the CRI plugin (``io.containerd.grpc.v1 cri``), which the kubelet
+    uses, or else of the task runtime (``io.containerd.runtime.v2 task``): the node's own platform
+    (``linux/arm64/v8`` on Apple Silicon's microk8s VM).
+    """
+    rows = {}  # type: Dict[Tuple[str, str], str]
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] != '-':
+            rows[(fields[0], fields[1])] = fields[2].split(',')[0]
+    for key in (('io.containerd.grpc.v1', 'cri'), ('io.containerd.runtime.v2', 'task')):
+        if key in rows:
+            return rows[key]
+    raise ImageError('"ctr plugins ls" shows neither the CRI plugin nor the task runtime with a platform; '
+                     'give the platform (for example linux/arm64)')
+
+
+def config_digest(target_digest: str, media_type: str, fetch: Callable[[str], bytes],
+                  platform: Callable[[], str]) -> str:
     """The config digest (image ID) of the image whose target is ``target_digest``.
 
     ``fetch(digest)`` returns a blob's bytes (``ctr content get``). An index is followed to the
-    manifest of ``platform`` (``linux/amd64``).
+    manifest of ``platform()`` (``linux/amd64``), asked for only then.
     """
     blob = fetch(target_digest)
     if hashlib.sha256(blob).hexdigest() != target_digest.split(':', 1)[1]:
@@ -312,9 +337,14 @@ def config_digest(target_digest: str, media_type: str, fetch: Callable[[str], by
     document = json.loads(blob)
     if media_type in INDEX_MEDIA_TYPES or document.get('manifests') is not None:
         for descriptor in document.get('manifests') or ():
-            if platform_matches(descriptor, platform):
-                return config_digest(descriptor['digest'], descriptor.get('mediaType', ''), fetch, platform)
-        raise ImageError('the image index {0} has no manifest for {1}'.format(target_digest, platform))
+            if platform_matches(descriptor, platform()):
+                try:
+                    return config_digest(descriptor['digest'], descriptor.get('mediaType', ''), fetch, platform)
+                except ImageError as exc:
+                    raise ImageError('the image index {0} has a manifest for {1}, which cannot be read ({2}); a '
+                                     'containerd keeps the content of its own platform only: is {1} the '
+                                     'node\'s?'.format(target_digest, platform(), exc))
+        raise ImageError('the image index {0} has no manifest for {1}'.format(target_digest, platform()))
     return document['config']['digest']
 
 

@@ -115,10 +115,13 @@ options:
     default: localhost:32000
   platform:
     description:
-      - The platform whose manifest is compared when the containerd or the registry holds a
-        multi-platform image index.
+      - The platform (C(os/architecture), optionally C(/variant)) whose manifest is compared when the
+        containerd or the registry holds a multi-platform image index, for example V(linux/arm64).
+      - Empty for the platform of the containerd of O(ctr_command), which runs the cluster node's
+        images (C(ctr plugins ls), the CRI plugin's; V(linux/arm64/v8) in microk8s's VM on Apple
+        Silicon). It is read only when an index is compared.
     type: str
-    default: linux/amd64
+    default: ""
   force:
     description:
       - Import even when the containerd already has the image.
@@ -206,6 +209,11 @@ size_human:
   returned: always
   type: str
   sample: 1.0 MiB
+platform:
+  description: The platform an image index was followed to, given or read from the containerd.
+  returned: when an image index was compared, or O(platform) was given
+  type: str
+  sample: linux/arm64/v8
 imported_names:
   description: Every name the containerd gave the image during this import (an archive's own names included).
   returned: when the image was imported
@@ -308,7 +316,7 @@ def main() -> None:
             copy_dir=dict(type='str', default='/tmp'),
             method=dict(type='str', choices=['ctr', 'registry'], default='ctr'),
             registry=dict(type='str', default='localhost:32000'),
-            platform=dict(type='str', default='linux/amd64'),
+            platform=dict(type='str', default=''),
             force=dict(type='bool', default=False),
         ),
         mutually_exclusive=[['archive', 'source']],
@@ -320,19 +328,20 @@ def main() -> None:
     result = dict(changed=False)  # type: Dict[str, Any]
     try:
         wanted, named = describe(module, params['name'], params['archive'], params['source'], params['method'], result)
-        containerd = Containerd(module, params['ctr_command']) if params['method'] == 'ctr' else None
-        compare(containerd, wanted, params['method'], params['registry'], params['platform'], result)
+        containerd = Containerd(module, params['ctr_command'], params['platform'])
+        compare(containerd, wanted, params['method'], params['registry'], result)
         if not result['up_to_date'] or params['force']:
             result['changed'] = True
-            if not module.check_mode and containerd is None:
+            if not module.check_mode and params['method'] == 'registry':
                 registry_push(module, wanted)
             elif not module.check_mode:
                 before = containerd.images()
                 result['imported_names'] = import_into_containerd(module, containerd, wanted, params['source'], named)
                 after = containerd.states([wanted.name])
-                if wanted.name not in after or containerd.identity(
-                        after[wanted.name], result['digest_kind'], params['platform']) != result['digest']:
-                    tag_from_imported(containerd, wanted, result, before, containerd.images(), params['platform'])
+                if wanted.name not in after or containerd.identity(after[wanted.name], result['digest_kind']) != result['digest']:
+                    tag_from_imported(containerd, wanted, result, before, containerd.images())
+        if containerd.platform_read():
+            result['platform'] = containerd.platform_read()
         result['diff'] = dict(
             before='{0}: {1}\n'.format(result['name'], result.get('previous_digest') or '(absent)'),
             after='{0}: {1}\n'.format(result['name'], result['digest']),
@@ -345,15 +354,15 @@ def main() -> None:
 
 
 def tag_from_imported(containerd: Containerd, wanted: Reference, result: Dict[str, Any], before: Dict[str, Any],
-                      after: Dict[str, Any], platform: str) -> None:
+                      after: Dict[str, Any]) -> None:
     """Name the image just imported ``wanted`` when the archive called it something else."""
     candidates = [name for name, image in after.items()
                   if before.get(name) != image or name.startswith(wanted.repository + '@')]
     for name in sorted(candidates, key=lambda n: ('@' not in n, n)):
-        if containerd.identity(after[name], result['digest_kind'], platform) == result['digest']:
+        if containerd.identity(after[name], result['digest_kind']) == result['digest']:
             containerd.run('images', 'tag', '--force', name, wanted.name)
             final = containerd.states([wanted.name]).get(wanted.name)
-            if final is not None and containerd.identity(final, result['digest_kind'], platform) == result['digest']:
+            if final is not None and containerd.identity(final, result['digest_kind']) == result['digest']:
                 return
             break
     raise ImageError('imported the image, but the containerd does not list {0} with {1} afterwards (names it '

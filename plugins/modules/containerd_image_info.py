@@ -74,9 +74,12 @@ options:
     default: localhost:32000
   platform:
     description:
-      - The platform whose manifest is compared when the target holds a multi-platform image index.
+      - The platform (C(os/architecture), optionally C(/variant)) whose manifest is compared when the
+        target holds a multi-platform image index, for example V(linux/arm64).
+      - Empty for the platform of the containerd of O(ctr_command), which runs the cluster node's
+        images (C(ctr plugins ls), the CRI plugin's). It is read only when an index is compared.
     type: str
-    default: linux/amd64
+    default: ""
 notes:
   - Fails on the first image it cannot describe (a name without a real tag, an archive that is
     not an image, an image docker or podman does not have), naming it.
@@ -103,6 +106,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+platform:
+  description: The platform an image index was followed to, given or read from the containerd.
+  returned: when an image index was compared, or O(platform) was given
+  type: str
+  sample: linux/arm64/v8
 images:
   description: One entry per image of O(images), in the same order.
   returned: always
@@ -168,12 +176,13 @@ def main() -> None:
             ctr_command=dict(type='list', elements='str', default=['microk8s', 'ctr']),
             method=dict(type='str', choices=['ctr', 'registry'], default='ctr'),
             registry=dict(type='str', default='localhost:32000'),
-            platform=dict(type='str', default='linux/amd64'),
+            platform=dict(type='str', default=''),
         ),
         supports_check_mode=True,
     )
     params = module.params
     images = []  # type: List[Dict[str, Any]]
+    result = {}  # type: Dict[str, Any]
     try:
         described = []  # type: List[Tuple[Dict[str, Any], Reference]]
         for requested in params['images']:
@@ -184,15 +193,17 @@ def main() -> None:
             except ImageError as exc:
                 raise ImageError('{0}: {1}'.format(requested['name'], to_native(exc)))
             described.append((entry, wanted))
-        containerd = Containerd(module, params['ctr_command']) if params['method'] == 'ctr' else None
-        states = containerd.states([wanted.name for entry, wanted in described]) if containerd is not None else None
+        containerd = Containerd(module, params['ctr_command'], params['platform'])
+        states = containerd.states([wanted.name for entry, wanted in described]) if params['method'] == 'ctr' else None
         for entry, wanted in described:
-            compare(containerd, wanted, params['method'], params['registry'], params['platform'], entry, states)
+            compare(containerd, wanted, params['method'], params['registry'], entry, states)
+        if containerd.platform_read():
+            result['platform'] = containerd.platform_read()
     except ImageError as exc:
         module.fail_json(msg=to_native(exc), images=images)
     except (OSError, ValueError, KeyError) as exc:
         module.fail_json(msg='unexpected error: {0}'.format(to_native(exc)), exception=traceback.format_exc(), images=images)
-    module.exit_json(changed=False, images=images)
+    module.exit_json(changed=False, images=images, **result)
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@ a registry (Debian's docker-registry, on 127.0.0.1) to test the registry method.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -280,3 +281,65 @@ def test_the_registry_method_pushes_once_and_the_registry_serves_the_same_image(
                  image_import_registry=registry)
     assert again.returncode == 0 and again.changed == 0, again.output
     subprocess.run(['podman', 'rmi', '-f', '{0}/{1}:1.0'.format(registry, path)], capture_output=True, check=False)
+
+
+def multi_platform_archive(directory: Path, amd64: Path, arm64: Path) -> Path:
+    """An OCI archive whose image is an index: linux/amd64 -> the image of ``amd64``, linux/arm64 ->
+    the image of ``arm64`` (both built here, so both run on this machine; the index only labels them)."""
+    layout = directory / 'multi'
+    (layout / 'blobs' / 'sha256').mkdir(parents=True)
+    descriptors = []
+    for archive, architecture in ((amd64, 'amd64'), (arm64, 'arm64')):
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and '/blobs/sha256/' in '/' + member.name.lstrip('./'):
+                    source = tar.extractfile(member)
+                    assert source is not None
+                    (layout / 'blobs' / 'sha256' / Path(member.name).name).write_bytes(source.read())
+        manifest = layout / 'blobs' / 'sha256' / digest_of(archive).split(':')[1]
+        descriptors.append({'mediaType': 'application/vnd.oci.image.manifest.v1+json', 'digest': digest_of(archive),
+                            'size': manifest.stat().st_size, 'platform': {'os': 'linux', 'architecture': architecture}})
+    index = json.dumps({'schemaVersion': 2, 'mediaType': 'application/vnd.oci.image.index.v1+json',
+                        'manifests': descriptors}).encode()
+    index_digest = hashlib.sha256(index).hexdigest()
+    (layout / 'blobs' / 'sha256' / index_digest).write_bytes(index)
+    (layout / 'oci-layout').write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / 'index.json').write_text(json.dumps({'schemaVersion': 2, 'manifests': [{
+        'mediaType': 'application/vnd.oci.image.index.v1+json', 'digest': 'sha256:' + index_digest,
+        'size': len(index), 'annotations': {'org.opencontainers.image.ref.name': '1.0'}}]}))
+    out = directory / 'multi.tar'
+    with tarfile.open(out, 'w') as tar:
+        tar.add(layout, arcname='.')
+    return out
+
+
+def test_an_image_index_is_compared_on_the_cluster_nodes_platform_unless_one_is_given(
+        ctr_command: List[str], archives: Dict[str, Path], podman_image: str, tmp_path: Path) -> None:
+    # The cluster holds, under one name, an index whose linux/amd64 and linux/arm64 entries are two
+    # different images; podman has the amd64 one under that name. The podman image is "already
+    # there" when compared with the node's entry, read from its containerd, and not when compared with
+    # another platform's (as linux/amd64, the modules' old default, is on Apple Silicon's arm64 VM).
+    node = subprocess.run(ctr_command + ['plugins', 'ls'], capture_output=True, text=True, check=True).stdout
+    node_platform = next(line.split()[2] for line in node.splitlines() if line.split()[:2] == ['io.containerd.grpc.v1', 'cri'])
+    if os.environ.get('KUBECONFIG'):
+        arch = Kubectl(env=os.environ)('get', 'nodes', '-o', 'jsonpath={.items[0].status.nodeInfo.architecture}').strip()
+        assert node_platform == 'linux/' + arch
+    if node_platform != 'linux/amd64':
+        pytest.skip('the index of this test has the test image (amd64) as its amd64 entry; this node is ' + node_platform)
+    archive = multi_platform_archive(tmp_path, archives['first'], archives['second'])
+    name = 'localhost/backstage-k8s-test/import-{0}-multi:1.0'.format(RUN)
+    imported = play(ctr_command, name, archive)
+    assert imported.returncode == 0, imported.output
+    assert images(ctr_command)[name] == digest_of(archive)
+    subprocess.run(['podman', 'tag', PODMAN_NAME, name], check=True, capture_output=True)
+    try:
+        same = play(ctr_command, name, None, '-v', source='podman')
+        assert same.returncode == 0 and same.changed == 0, same.output
+        assert '"platform": "linux/amd64"' in same.output, same.output
+        # The arm64 entry is the other image: "would import" where the containerd has its content
+        # (another test here imported it), else the error that says the platform may not be the node's.
+        other = play(ctr_command, name, None, '--check', source='podman', image_import_node_platform='linux/arm64')
+        assert ((other.returncode == 0 and other.changed == 1)
+                or (other.returncode != 0 and 'has a manifest for linux/arm64, which cannot be read' in other.output)), other.output
+    finally:
+        subprocess.run(['podman', 'rmi', name], capture_output=True, check=False)

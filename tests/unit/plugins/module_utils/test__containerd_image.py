@@ -23,7 +23,9 @@ from ansible_collections.backstage.k8s.plugins.module_utils._containerd_image im
     parse_images_check,
     parse_images_check_states,
     parse_images_ls,
+    parse_plugins_platform,
     parse_reference,
+    platform_matches,
     read_archive,
     require_pinned_tag,
     select_entry,
@@ -147,14 +149,14 @@ def test_config_digest_follows_an_index_to_the_platform_manifest() -> None:
     ]}).encode()
     blobs = {manifest_digest: manifest, 'sha256:' + hashlib.sha256(index).hexdigest(): index}
     top = 'sha256:' + hashlib.sha256(index).hexdigest()
-    assert config_digest(top, 'application/vnd.oci.image.index.v1+json', blobs.__getitem__, 'linux/amd64') == 'sha256:' + 'c' * 64
+    assert config_digest(top, 'application/vnd.oci.image.index.v1+json', blobs.__getitem__, lambda: 'linux/amd64') == 'sha256:' + 'c' * 64
     with pytest.raises(ImageError, match='no manifest for linux/s390x'):
-        config_digest(top, 'application/vnd.oci.image.index.v1+json', blobs.__getitem__, 'linux/s390x')
+        config_digest(top, 'application/vnd.oci.image.index.v1+json', blobs.__getitem__, lambda: 'linux/s390x')
 
 
 def test_content_that_does_not_match_its_digest_is_refused() -> None:
     with pytest.raises(ImageError, match='does not match its digest'):
-        config_digest(MANIFEST_DIGEST, '', lambda digest: b'{}', 'linux/amd64')
+        config_digest(MANIFEST_DIGEST, '', lambda digest: b'{}', lambda: 'linux/amd64')
 
 
 def test_import_keeps_only_names_in_the_wanted_repository_and_adds_a_digest_name_when_renaming() -> None:
@@ -186,3 +188,58 @@ def test_filters_select_exactly_the_wanted_names_and_refuse_what_a_filter_cannot
         'name==docker.io/library/backstage:1.0', 'name==localhost:32000/a/b:v1.2_3']
     with pytest.raises(ImageError, match='cannot be used in a ctr filter'):
         name_filters(['docker.io/library/x:1,name~=.*'])
+
+
+# "ctr plugins ls" of Debian's containerd 1.6.20 (the test cluster's, amd64). On arm64 containerd
+# prints its platforms with the variant it normalises arm64 to (platforms.Format: linux/arm64/v8);
+# that output is this one with the platform replaced, labelled as such.
+CTR_PLUGINS_LS = (CTR / 'plugins-ls.txt').read_text()
+
+
+def test_the_containerd_platform_is_its_cri_plugins() -> None:
+    assert parse_plugins_platform(CTR_PLUGINS_LS) == 'linux/amd64'
+    assert parse_plugins_platform(CTR_PLUGINS_LS.replace('linux/amd64', 'linux/arm64/v8')) == 'linux/arm64/v8'
+
+
+def test_without_cri_the_task_runtime_tells_the_platform() -> None:
+    text = '\n'.join(line for line in CTR_PLUGINS_LS.splitlines() if ' cri ' not in line)
+    assert parse_plugins_platform(text.replace('linux/amd64', 'linux/arm64/v8')) == 'linux/arm64/v8'
+
+
+def test_a_containerd_that_shows_no_platform_is_an_error_that_says_to_give_one() -> None:
+    with pytest.raises(ImageError, match='give the platform'):
+        parse_plugins_platform('TYPE ID PLATFORMS STATUS\nio.containerd.content.v1 content - ok\n')
+
+
+@pytest.mark.parametrize('platform, descriptor, matches', [
+    ('linux/arm64/v8', {'os': 'linux', 'architecture': 'arm64'}, True),
+    ('linux/arm64/v8', {'os': 'linux', 'architecture': 'arm64', 'variant': 'v8'}, True),
+    ('linux/arm64', {'os': 'linux', 'architecture': 'arm64', 'variant': 'v8'}, True),
+    ('linux/arm/v7', {'os': 'linux', 'architecture': 'arm', 'variant': 'v6'}, False),
+    ('linux/arm64/v8', {'os': 'linux', 'architecture': 'amd64'}, False),
+], ids=['variant-left-out-in-index', 'same-variant', 'no-variant-asked', 'other-variant', 'other-architecture'])
+def test_index_entries_match_the_node_platform_with_or_without_variant(platform: str, descriptor: dict, matches: bool) -> None:
+    assert platform_matches({'platform': descriptor}, platform) is matches
+
+
+def test_an_index_on_an_arm64_node_is_followed_to_the_arm64_manifest_and_the_platform_is_asked_only_then() -> None:
+    amd64_config, arm64_config = b'{"config": {"digest": "sha256:' + b'a' * 64 + b'"}}', b'{"config": {"digest": "sha256:' + b'b' * 64 + b'"}}'
+    blobs = {'sha256:' + hashlib.sha256(b).hexdigest(): b for b in (amd64_config, arm64_config)}
+    digests = list(blobs)
+    index = json.dumps({'manifests': [
+        {'digest': digests[0], 'platform': {'os': 'linux', 'architecture': 'amd64'}},
+        {'digest': digests[1], 'platform': {'os': 'linux', 'architecture': 'arm64', 'variant': 'v8'}},
+    ]}).encode()
+    top = 'sha256:' + hashlib.sha256(index).hexdigest()
+    blobs[top] = index
+    asked = []
+
+    def node_platform() -> str:
+        asked.append(1)
+        return parse_plugins_platform(CTR_PLUGINS_LS.replace('linux/amd64', 'linux/arm64/v8'))
+
+    assert config_digest(top, 'application/vnd.oci.image.index.v1+json', blobs.__getitem__, node_platform) == 'sha256:' + 'b' * 64
+    assert asked
+    asked.clear()
+    config_digest(digests[0], 'application/vnd.oci.image.manifest.v1+json', blobs.__getitem__, node_platform)
+    assert not asked
