@@ -75,7 +75,6 @@ def test_when_microk8s_services_are_down_the_role_fails_with_microk8s_own_messag
     assert 'microk8s is not running. Use microk8s inspect for a deeper inspection.' in done.stdout + done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason='roles/microk8s does not run `microk8s start` on a stopped microk8s yet')
 @pytest.mark.usefixtures('running_afterwards')
 def test_the_role_starts_a_stopped_microk8s() -> None:
     stop = microk8s('stop')
