@@ -34,8 +34,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/backstage/k8s"
 mkdir -p "$dest"
-# Tracked and new (not ignored) files; the Backstage test app is JavaScript that sanity does not check.
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard -- . ':!tests/images/backstage-app' |
+# Tracked and new (not ignored) files; the Backstage test app is JavaScript that sanity does not
+# check, and tests/microk8s-snap/vendor is microk8s's own code, kept unchanged.
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard -- . ':!tests/images/backstage-app' \
+    ':!tests/microk8s-snap/vendor' |
   xargs -0 -r cp --parents -t "$dest")
 # The collections the docs draw fragments from (kubernetes.core's authentication options), where
 # ansible-test looks for them: beside the collection under test.
