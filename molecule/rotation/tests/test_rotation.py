@@ -156,7 +156,7 @@ WORKLOAD_PATCHES_DENIED = {
     "pod template labels": [{"op": "add", "path": "/spec/template/metadata/labels/extra", "value": "x"}],
     "another pod template annotation": [{"op": "add", "path": "/spec/template/metadata/annotations",
                                          "value": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z",
-                                                   "container.apparmor.security.beta.kubernetes.io/x": "unconfined"}}],
+                                                   "backstage.k8s/other": "x"}}],
     "labels": [{"op": "add", "path": "/metadata/labels/extra", "value": "x"}],
     "owner": [{"op": "add", "path": "/metadata/ownerReferences",
                "value": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "gone",
