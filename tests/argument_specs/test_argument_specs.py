@@ -301,8 +301,13 @@ CERT_ROTATION_INTS = (
 CERT_ROTATION = [
     *(spec_type("cert_rotation", var, "ten", "int") for var in CERT_ROTATION_INTS),
     *(spec_type("cert_rotation", var, "maybe", "bool")
-      for var in ("cert_rotation_suspend", "cert_rotation_force", "cert_rotation_job_wait")),
-    spec_type("cert_rotation", "cert_rotation_image_pull_secrets", {"a": "b"}, "list"),
+      for var in ("cert_rotation_suspend", "cert_rotation_force", "cert_rotation_job_wait",
+                  "cert_rotation_admission_policy")),
+    *(spec_type("cert_rotation", var, {"a": "b"}, "list")
+      for var in ("cert_rotation_image_pull_secrets", "cert_rotation_dns_peers", "cert_rotation_api_server_peers")),
+    Case("cert_rotation", "cert_rotation_api_server_peers-no-prefix",
+         {"cert_rotation_api_server_peers": [{"cidr": "10.152.183.1", "port": 443}]}, "validate",
+         ("cert_rotation_api_server_peers item", "{cidr: ADDRESS/PREFIX, port: PORT}")),
     *(spec_type("cert_rotation", var, ["a"], "dict")
       for var in ("cert_rotation_postgres_pod_selector", "cert_rotation_resources", "cert_rotation_job_extra_vars",
                   "cert_rotation_common_labels")),

@@ -324,14 +324,16 @@ class Cluster:
 
 # -- PostgreSQL, as the backend reaches it ------------------------------------------------------
 
-def postgres_query(kubectl: Kubectl, sql: Optional[str] = None, database: Optional[str] = None) -> dict[str, Any]:
+def postgres_query(kubectl: Kubectl, sql: Optional[str] = None, database: Optional[str] = None,
+                   client: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
     """Log in to the PostgreSQL Service of kubectl's namespace through a port-forward, as the backend
-    does (verified TLS, the client certificate of its Secret), and run ``sql``; the module_utils
-    result (rows, the server certificate)."""
+    does (verified TLS, the client certificate of its Secret, or ``client``: its tls.crt, tls.key and
+    ca.crt), and run ``sql``; the module_utils result (rows, the server certificate)."""
     # The collection as the virtualenv links it (tests/cluster's own tests do not need it).
     from ansible_collections.backstage.k8s.plugins.module_utils import _postgres_tls
 
-    client = {key: value.decode() for key, value in kubectl.secret(CLIENT_SECRET).items()}
+    if client is None:
+        client = {key: value.decode() for key, value in kubectl.secret(CLIENT_SECRET).items()}
     with kubectl.port_forward("svc/postgres", 5432) as port:
         return _postgres_tls.connect_and_query(
             "127.0.0.1", port, f"postgres.{kubectl.namespace}.svc.cluster.local", client["ca.crt"],

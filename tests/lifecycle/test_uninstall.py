@@ -18,8 +18,14 @@ KINDS = "cronjobs,jobs,ingresses,deployments,statefulsets,poddisruptionbudgets,s
 KEPT_SECRETS = {"backstage-pki-ca", "postgres-superuser"}
 
 
+CLUSTER_KINDS = "validatingadmissionpolicies,validatingadmissionpolicybindings"
+
+
 def managed(deployment: Any) -> set[str]:
-    return {f"{o['kind']}/{o['metadata']['name']}" for o in deployment.get(KINDS, "-l", MANAGED)["items"]}
+    """The collection's objects in the namespace, and the cluster-scoped ones made for it."""
+    return ({f"{o['kind']}/{o['metadata']['name']}" for o in deployment.get(KINDS, "-l", MANAGED)["items"]}
+            | {f"{o['kind']}/{o['metadata']['name']}" for o in deployment.kubectl.get(
+                CLUSTER_KINDS, "-l", f"{MANAGED},backstage.k8s/namespace={NAMESPACE}", namespaced=False)["items"]})
 
 
 def test_uninstall_keeps_data_and_ca_and_site_brings_the_catalog_back(deployment: Any) -> None:
@@ -31,7 +37,8 @@ def test_uninstall_keeps_data_and_ca_and_site_brings_the_catalog_back(deployment
     claim = f"{statefulset['spec']['volumeClaimTemplates'][0]['metadata']['name']}-postgres-0"
     claim_uid = deployment.get("pvc", claim)["metadata"]["uid"]
     before = managed(deployment)
-    assert {"StatefulSet/postgres", "Deployment/backstage-backend", "CronJob/backstage-cert-rotation"} <= before
+    assert {"StatefulSet/postgres", "Deployment/backstage-backend", "CronJob/backstage-cert-rotation",
+            f"ValidatingAdmissionPolicy/backstage-cert-rotation-{NAMESPACE}"} <= before
 
     check = run_playbook("uninstall-check", "uninstall", {"backstage_k8s_namespace": NAMESPACE}, "--check",
                          cluster=deployment.cluster).assert_ok()

@@ -92,3 +92,10 @@ def probe_factory(scenario: dict[str, Any]) -> Callable[[], availability.Probe]:
         return availability.Probe(cluster_env()["TESTCLUSTER_INGRESS_URL"], scenario["backstage_ingress_host"])
 
     return make
+
+
+@pytest.fixture(scope="session")
+def replaced_client() -> dict[str, str]:
+    """The client certificate Secret's data (tls.crt, tls.key, ca.crt) before the forced rotation
+    replaced it; the forced rotation test fills it."""
+    return {}
