@@ -28,6 +28,8 @@ EXAMPLE_ENTITIES = [
 BACKEND = "app.kubernetes.io/name=backstage,app.kubernetes.io/component=backend"
 FRONTEND = "app.kubernetes.io/name=backstage,app.kubernetes.io/component=frontend"
 POSTGRES = "app.kubernetes.io/name=postgres"
+# converge.yml as Molecule runs it: with the scenario's inventory (its settings are group_vars).
+CONVERGE = (str(SCENARIO_DIR / "converge.yml"), "-i", str(SCENARIO_DIR / "inventory"))
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -327,7 +329,7 @@ def converge_env(collections_path: Path) -> dict[str, str]:
 def test_a_rerun_with_nothing_to_change_runs_no_module(tmp_path: Path) -> None:
     # backstage.k8s.k8s_get and k8s_apply decide in the controller's process; a module run (an
     # AnsiballZ payload, logged at -vvv) would mean a read or an apply that was not recognised as such.
-    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "-vvv", env=converge_env(tmp_path), timeout=600)
+    result = ansible_playbook(*CONVERGE, "-vvv", env=converge_env(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     assert play_recap(result.stdout)["changed"] == 0, result.stdout[-3000:]
     module_runs = [line for line in result.stdout.splitlines() if "AnsiballZ_" in line]
@@ -338,7 +340,7 @@ def test_a_change_made_by_hand_is_undone_by_the_next_run(k8s_json, kubectl, name
     frontend = k8s_json("deployment", "-l", FRONTEND)["items"][0]
     replicas = frontend["spec"]["replicas"]
     kubectl.in_namespace(namespace)("scale", "deployment", frontend["metadata"]["name"], "--replicas", str(replicas + 1))
-    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "--tags", "backstage",
+    result = ansible_playbook(*CONVERGE, "--tags", "backstage",
                               env=converge_env(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     assert play_recap(result.stdout)["changed"] == 1, result.stdout[-3000:]
@@ -376,7 +378,7 @@ def test_a_secret_written_by_a_client_side_apply_loses_its_annotation(
                                           | {"metadata": {"name": secret["metadata"]["name"],
                                                           "labels": secret["metadata"]["labels"]}})
     assert "tls.key" in key_material_outside_data(k8s_json("secret", "backstage-postgres-client-tls"))
-    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "--tags", "pki",
+    result = ansible_playbook(*CONVERGE, "--tags", "pki",
                               env=converge_env(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     after = k8s_json("secret", "backstage-postgres-client-tls")
@@ -392,7 +394,7 @@ def test_a_client_certificate_for_another_user_is_refused_before_deploying(k8s_j
     before = k8s_json("deployment", "-l", BACKEND)["items"][0]["metadata"]["generation"]
     # Every role follows the shared setting, so the preflight lets it through; pki does not run
     # (--tags), and the backstage role finds the certificate's CN is another user.
-    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "--tags", "backstage",
+    result = ansible_playbook(*CONVERGE, "--tags", "backstage",
                               "-e", "backstage_k8s_database_user=someone_else", env=converge_env(tmp_path), timeout=600)
     assert result.returncode != 0, result.stdout[-3000:]
     assert "Check that the client certificate's CN is the database user" in result.stdout
@@ -418,7 +420,7 @@ def test_a_rotated_client_certificate_rolls_the_backend_and_it_keeps_serving(
     # At -vvv: every file written for a module run is logged ("PUT ..."), and so is anything a task
     # would let out.
     playbook = subprocess.Popen(
-        [ANSIBLE_PLAYBOOK, str(SCENARIO_DIR / "converge.yml"), "--tags", "pki,backstage", "-e", "pki_force_rotation=true",
+        [ANSIBLE_PLAYBOOK, *CONVERGE, "--tags", "pki,backstage", "-e", "pki_force_rotation=true",
          "-vvv"],
         cwd=REPO, env=converge_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
