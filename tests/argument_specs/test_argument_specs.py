@@ -431,7 +431,8 @@ ROLES = {
              control_vars=(("image_import_images", [{"name": "localhost/argspec/app:1.0",
                                                      "archive": "/nonexistent/app.tar"}]),)),
         Role("pki", "pki_namespace", control_completes=True),
-        Role("postgres", "postgres_namespace", control_completes=True),
+        Role("postgres", "postgres_namespace", ("List the cluster's StorageClasses", "Check that the StorageClass exists"),
+             control_completes=True),
         Role("backstage", "backstage_namespace", control_completes=True),
         Role("cert_rotation", "cert_rotation_namespace", ("Check that the runner image is set",),
              control_completes=True),
@@ -776,3 +777,126 @@ def test_valid_input_gets_past_validation(role: str, cluster: Cluster, role_runs
     if ROLES[role].namespace_var:
         namespace = run.namespaces[CONTROL.id]
         assert namespace not in run.leftover, f"check mode created the namespace {namespace}"
+
+
+# ------------------------------------------------------------------------------------ the whole play
+
+
+# site.yml, for real (not in check mode), with one bad value each: its preflight refuses it before
+# any role changes anything, so the case's namespace (and every Secret in it) is never created.
+# Bad values for the last roles, and roles disagreeing on what they share. One ansible-playbook per
+# case (site.yml's play targets localhost), its variables in the inventory's group_vars.
+SITE_CASES = [
+    Case("site", "postgres_backup_retention-zero-last-role", {"postgres_backup_retention": 0}, "validate",
+         ("postgres_backup_retention (0) must be at least 1",)),
+    spec_type("site", "postgres_backup_suspend", "maybe", "bool"),
+    Case("site", "cert_rotation_schedule-not-cron", {"cert_rotation_schedule": "every day"}, "validate",
+         ("cert_rotation_schedule 'every day' is not a cron schedule",)),
+    Case("site", "cert_rotation_image-empty", {"cert_rotation_image": ""}, "validate",
+         ("Set cert_rotation_image",)),
+    Case("site", "pki_database_user-alone", {"pki_database_user": "backstage"}, "validate",
+         ("The roles disagree on the database user", '"pki_database_user": "backstage"',
+          '"postgres_database_user": "postgres"', "Set backstage_k8s_database_user once")),
+    Case("site", "backstage_instance-alone", {"backstage_instance": "portal"}, "validate",
+         ("The roles disagree on the instance", '"postgres_common_labels": "backstage"', "backstage_k8s_instance")),
+    Case("site", "backstage_database_pod_selector-other-instance",
+         {"backstage_database_pod_selector": {"app.kubernetes.io/name": "postgres",
+                                              "app.kubernetes.io/instance": "other"}}, "validate",
+         ("The roles disagree on the instance", '"backstage_database_pod_selector": "other"')),
+    Case("site", "postgres_tls_secret_name-alone", {"postgres_tls_secret_name": "my-server-tls"}, "validate",
+         ("The roles disagree on the PostgreSQL server certificate's Secret", "backstage_k8s_postgres_tls_secret_name")),
+    Case("site", "postgres_backup_namespace-alone", {"postgres_backup_namespace": "elsewhere"}, "validate",
+         ("The roles disagree on the namespace", '"postgres_backup_namespace": "elsewhere"')),
+    Case("site", "postgres_storage_class-missing", {"postgres_storage_class": "no-such-storage-class"}, "validate",
+         ("StorageClass 'no-such-storage-class' does not exist in the cluster",)),
+]
+SITE_CONTROL = Case("site", "valid-input", {}, "", ())
+
+
+def site_validation_tasks() -> set[str]:
+    """Every check of site.yml before its first change: each role's validate.yml, the StorageClass
+    check and the preflight's own."""
+    names = {name for role in ROLES.values() for name in role.validation_tasks()}
+    for tasks in (REPO / "roles" / "preflight" / "tasks" / "main.yml",
+                  REPO / "roles" / "postgres" / "tasks" / "validate_cluster.yml"):
+        names |= {task["name"] for task in yaml.safe_load(tasks.read_text())}
+    return names
+
+
+class SiteRun(NamedTuple):
+    returncode: int
+    host: HostResult
+    namespace: str
+    created: bool  # the namespace existed after the run (deleted since)
+    output: str
+
+
+@pytest.fixture(scope="session")
+def site_runs(cluster: Cluster) -> Iterator[dict[str, SiteRun]]:
+    """Every case's site.yml run, started together, the valid one in check mode."""
+    if not cluster.up:
+        pytest.skip(f"site.yml reads the cluster: {cluster.down_reason}")
+    workdir = Path(tempfile.mkdtemp(prefix="bk8s-argspec-site-"))
+    collections = collections_path(workdir)
+    env = {**os.environ, **cluster.env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"}
+    started = {}
+    for index, case in enumerate([*SITE_CASES, SITE_CONTROL]):
+        namespace = f"argspec-{RUN}-site-{index}"
+        inventory = workdir / case_host(case.id)
+        (inventory / "group_vars").mkdir(parents=True)
+        (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+        group_vars = {
+            # An existing cluster: site.yml never installs microk8s here.
+            "backstage_k8s_kubeconfig": cluster.env["KUBECONFIG"],
+            "backstage_k8s_namespace": namespace,
+            **base_vars("postgres", cluster, workdir), **base_vars("backstage", cluster, workdir),
+            **base_vars("cert_rotation", cluster, workdir), **base_vars("postgres_backup", cluster, workdir),
+            **case.vars,
+        }
+        (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(group_vars))
+        command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "site.yml"),
+                   *(["--check"] if case is SITE_CONTROL else [])]
+        started[case.id] = (namespace, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                        text=True, env=env, cwd=workdir))
+    runs = {}
+    try:
+        for case_id, (namespace, process) in started.items():
+            out, err = process.communicate(timeout=900)
+            runs[case_id] = SiteRun(process.returncode, parse(out, err).get("localhost", HostResult()), namespace,
+                                    False, out + err)
+        existing = cluster.namespaces()
+        for case_id, run in runs.items():
+            if run.namespace in existing:
+                runs[case_id] = run._replace(created=True)
+                cluster.kubectl("delete", "namespace", run.namespace, "--wait=false")
+        yield runs
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("site_case", [pytest.param(c, id=f"site:{c.id}") for c in SITE_CASES])
+def test_site_refuses_bad_input_before_any_role_changes_anything(site_case: Case,
+                                                                 site_runs: dict[str, SiteRun]) -> None:
+    run = site_runs[site_case.id]
+    assert run.returncode != 0, f"site.yml succeeded:\n{run.output[-3000:]}"
+    failure = run.host.failure()
+    assert failure, f"no task failed: {[t.name for t in run.host.tasks]}"
+    text = message(failure.result)
+    if site_case.stage == "spec":
+        assert failure.action == SPEC_ACTION, f"failed at '{failure.name}', not an argument spec validation: {text}"
+    else:
+        assert failure.name in site_validation_tasks(), f"failed at '{failure.name}', not a check: {text}"
+    missing = [w for w in site_case.words if w not in text]
+    assert not missing, f"the message lacks {missing}: {text}"
+    assert not run.host.changed(), f"tasks reported a change before the failure: {run.host.changed()}"
+    assert not run.created, f"site.yml created the namespace {run.namespace}"
+
+
+def test_site_with_valid_input_runs_through_in_check_mode(site_runs: dict[str, SiteRun]) -> None:
+    run = site_runs[SITE_CONTROL.id]
+    assert run.returncode == 0 and not run.host.failure(), run.output[-3000:]
+    assert any(t.name == "Check that the roles agree on what they share" for t in run.host.tasks)
+    assert not run.created, f"check mode created the namespace {run.namespace}"

@@ -405,8 +405,8 @@ def guest_token(base_url: str, host: Optional[str], wait: float = 60) -> str:
 
 @pytest.fixture(scope="session")
 def scenario(scenario_dir: Path) -> dict[str, Any]:
-    """The scenario's variables (vars/scenario.yml)."""
-    return yaml.safe_load((scenario_dir / "vars" / "scenario.yml").read_text())
+    """The scenario's variables (its inventory's group_vars)."""
+    return yaml.safe_load((scenario_dir / "inventory" / "group_vars" / "all.yml").read_text())
 
 
 @pytest.fixture(scope="session")

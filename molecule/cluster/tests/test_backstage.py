@@ -28,6 +28,8 @@ EXAMPLE_ENTITIES = [
 BACKEND = "app.kubernetes.io/name=backstage,app.kubernetes.io/component=backend"
 FRONTEND = "app.kubernetes.io/name=backstage,app.kubernetes.io/component=frontend"
 POSTGRES = "app.kubernetes.io/name=postgres"
+# converge.yml as Molecule runs it: with the scenario's inventory (its settings are group_vars).
+CONVERGE = (str(SCENARIO_DIR / "converge.yml"), "-i", str(SCENARIO_DIR / "inventory"))
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -126,6 +128,48 @@ def test_network_policy_admits_only_backend_pods_to_postgres(k8s_json, scenario)
     assert any(p["metadata"]["labels"].get("app.kubernetes.io/component") == "backend" for p in pods)
 
 
+def test_objects_carry_the_inventory_instance_and_names(k8s_json, scenario) -> None:
+    # backstage_k8s_instance in group_vars: every role's objects carry it, the backend is named by it.
+    instance = scenario["backstage_k8s_instance"]
+    for kind in ("deployment", "statefulset", "service", "networkpolicy", "cronjob", "secret", "configmap"):
+        ours = [o for o in k8s_json(kind)["items"]
+                if o["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == "backstage.k8s"]
+        assert ours, f"no {kind} of the collection in the namespace"
+        wrong = {o["metadata"]["name"]: o["metadata"]["labels"].get("app.kubernetes.io/instance") for o in ours
+                 if o["metadata"]["labels"].get("app.kubernetes.io/instance") != instance}
+        assert not wrong, f"{kind}s not of instance {instance}: {wrong}"
+    assert k8s_json("deployment", f"{instance}-backend")["metadata"]["name"] == f"{instance}-backend"
+
+
+def test_postgres_admits_the_inventory_database_user_and_the_certificate_names_it(k8s_json, scenario) -> None:
+    # backstage_k8s_database_user in group_vars: pg_hba.conf, initdb's superuser and the client
+    # certificate's CN all follow it.
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    user = scenario["backstage_k8s_database_user"]
+    assert user != "postgres"
+    hba = next(c["data"]["pg_hba.conf"] for c in k8s_json("configmap")["items"] if "pg_hba.conf" in c.get("data", {}))
+    rules = [line.split() for line in hba.splitlines() if line.strip() and not line.startswith("#")]
+    assert ["hostssl", "all", f'"{user}"', "all", "cert"] in rules, hba
+    env = k8s_json("statefulset", "-l", POSTGRES)["items"][0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "POSTGRES_USER", "value": user} in env
+    certificate = x509.load_pem_x509_certificate(
+        base64.b64decode(k8s_json("secret", "backstage-postgres-client-tls")["data"]["tls.crt"]))
+    assert [a.value for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)] == [user]
+    app_config = next(c["data"] for c in k8s_json("configmap")["items"]
+                      if c["metadata"]["name"] == f"{scenario['backstage_k8s_instance']}-app-config")
+    assert f"user: {user}" in "\n".join(app_config.values())
+
+
+def test_network_policy_selects_the_postgres_pods_by_their_instance(k8s_json, scenario) -> None:
+    postgres = k8s_json("pods", "-l", POSTGRES)["items"]
+    assert postgres and all(p["metadata"]["labels"]["app.kubernetes.io/instance"] == scenario["backstage_k8s_instance"]
+                            for p in postgres)
+    policy = k8s_json("networkpolicy", f"{scenario['backstage_k8s_instance']}-postgres-clients")
+    assert all(selected(policy["spec"]["podSelector"]["matchLabels"], p["metadata"]["labels"]) for p in postgres)
+
+
 # --------------------------------------------------------------------------- through the Ingress
 
 
@@ -217,7 +261,7 @@ def psql(kubectl: Kubectl, k8s_json, namespace: str, scenario: dict[str, Any], s
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
                 "command": ["psql", "-v", "ON_ERROR_STOP=1", "-Atc", sql,
-                            f"host={host} port=5432 user=postgres dbname={dbname} sslmode=verify-full "
+                            f"host={host} port=5432 user={scenario['backstage_k8s_database_user']} dbname={dbname} sslmode=verify-full "
                             "sslrootcert=/tls/ca.crt sslcert=/tls/tls.crt sslkey=/tls/tls.key"],
                 "env": [{"name": "HOME", "value": "/tmp"}],
                 "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
@@ -285,7 +329,7 @@ def converge_env(collections_path: Path) -> dict[str, str]:
 def test_a_rerun_with_nothing_to_change_runs_no_module(tmp_path: Path) -> None:
     # backstage.k8s.k8s_get and k8s_apply decide in the controller's process; a module run (an
     # AnsiballZ payload, logged at -vvv) would mean a read or an apply that was not recognised as such.
-    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "-vvv", env=converge_env(tmp_path), timeout=600)
+    result = ansible_playbook(*CONVERGE, "-vvv", env=converge_env(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     assert play_recap(result.stdout)["changed"] == 0, result.stdout[-3000:]
     module_runs = [line for line in result.stdout.splitlines() if "AnsiballZ_" in line]
@@ -296,7 +340,7 @@ def test_a_change_made_by_hand_is_undone_by_the_next_run(k8s_json, kubectl, name
     frontend = k8s_json("deployment", "-l", FRONTEND)["items"][0]
     replicas = frontend["spec"]["replicas"]
     kubectl.in_namespace(namespace)("scale", "deployment", frontend["metadata"]["name"], "--replicas", str(replicas + 1))
-    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "--tags", "backstage",
+    result = ansible_playbook(*CONVERGE, "--tags", "backstage",
                               env=converge_env(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     assert play_recap(result.stdout)["changed"] == 1, result.stdout[-3000:]
@@ -334,7 +378,7 @@ def test_a_secret_written_by_a_client_side_apply_loses_its_annotation(
                                           | {"metadata": {"name": secret["metadata"]["name"],
                                                           "labels": secret["metadata"]["labels"]}})
     assert "tls.key" in key_material_outside_data(k8s_json("secret", "backstage-postgres-client-tls"))
-    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "--tags", "pki",
+    result = ansible_playbook(*CONVERGE, "--tags", "pki",
                               env=converge_env(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     after = k8s_json("secret", "backstage-postgres-client-tls")
@@ -348,8 +392,10 @@ def test_a_secret_written_by_a_client_side_apply_loses_its_annotation(
 
 def test_a_client_certificate_for_another_user_is_refused_before_deploying(k8s_json, tmp_path: Path) -> None:
     before = k8s_json("deployment", "-l", BACKEND)["items"][0]["metadata"]["generation"]
-    result = ansible_playbook(str(SCENARIO_DIR / "converge.yml"), "--tags", "backstage",
-                              "-e", "backstage_database_user=backstage", env=converge_env(tmp_path), timeout=600)
+    # Every role follows the shared setting, so the preflight lets it through; pki does not run
+    # (--tags), and the backstage role finds the certificate's CN is another user.
+    result = ansible_playbook(*CONVERGE, "--tags", "backstage",
+                              "-e", "backstage_k8s_database_user=someone_else", env=converge_env(tmp_path), timeout=600)
     assert result.returncode != 0, result.stdout[-3000:]
     assert "Check that the client certificate's CN is the database user" in result.stdout
     assert "does not match the database user" in result.stdout, result.stdout[-3000:]
@@ -374,7 +420,7 @@ def test_a_rotated_client_certificate_rolls_the_backend_and_it_keeps_serving(
     # At -vvv: every file written for a module run is logged ("PUT ..."), and so is anything a task
     # would let out.
     playbook = subprocess.Popen(
-        [ANSIBLE_PLAYBOOK, str(SCENARIO_DIR / "converge.yml"), "--tags", "pki,backstage", "-e", "pki_force_rotation=true",
+        [ANSIBLE_PLAYBOOK, *CONVERGE, "--tags", "pki,backstage", "-e", "pki_force_rotation=true",
          "-vvv"],
         cwd=REPO, env=converge_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
