@@ -34,7 +34,7 @@ from cryptography.x509.oid import NameOID
 
 HERE = Path(__file__).resolve().parent
 # The frontend image's runtime config injection (a product part: images/backstage-frontend).
-INJECT_RUNTIME_CONFIG = HERE.parents[2] / "images" / "backstage-frontend" / "inject-runtime-config.sh"
+INJECT_RUNTIME_CONFIG = HERE.parents[1] / "images" / "backstage-frontend" / "inject-runtime-config.sh"
 DB_USER = "postgres"
 BACKEND_START_TIMEOUT = 180
 CATALOG_TIMEOUT = 120
@@ -52,7 +52,7 @@ def free_port() -> int:
 def pg_bindir() -> Path:
     candidates = sorted(glob.glob("/usr/lib/postgresql/15/bin/initdb"))
     if not candidates:
-        pytest.fail("PostgreSQL 15 is not installed: run tests/images/backstage-app/setup-host.sh")
+        pytest.fail("PostgreSQL 15 is not installed: run tests/backstage-app/setup-host.sh")
     return Path(candidates[-1]).parent
 
 
@@ -370,7 +370,7 @@ def chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail("no Chromium: run tests/images/backstage-app/setup-host.sh")
+    pytest.fail("no Chromium: run tests/backstage-app/setup-host.sh")
 
 
 def rendered_dom(url: str, workdir: Path) -> str:
