@@ -319,7 +319,7 @@ def backend(
                 pytest.fail(f"backend exited with {process.returncode}:\n"
                             + log_path.read_text()[-5000:])
             try:
-                status, _ = http_get(f"{base_url}/.backstage/health/v1/readiness", timeout=2)
+                status = http_get(f"{base_url}/.backstage/health/v1/readiness", timeout=2)[0]
                 if status == 200:
                     break
             except OSError:
@@ -420,8 +420,8 @@ def wait_for_entity(backend: str, token: str, kind: str, name: str) -> None:
     """Until the catalog serves the entity (its file locations are read after start)."""
     deadline = time.monotonic() + CATALOG_TIMEOUT
     while time.monotonic() < deadline:
-        status, _ = http_get(f"{backend}/api/catalog/entities/by-name/{kind}/default/{name}",
-                             token=token)
+        status = http_get(f"{backend}/api/catalog/entities/by-name/{kind}/default/{name}",
+                          token=token)[0]
         if status == 200:
             return
         time.sleep(2)
@@ -456,7 +456,7 @@ def test_backend_health_endpoint_answers_200(backend: str, probe: str) -> None:
 
 
 def test_catalog_refuses_requests_without_a_token(backend: str) -> None:
-    status, _ = http_get(f"{backend}/api/catalog/entities")
+    status = http_get(f"{backend}/api/catalog/entities")[0]
     assert status == 401
 
 
@@ -532,8 +532,8 @@ def test_browser_signs_in_as_guest_and_lists_the_catalog(
     # The catalog holds the examples first (see test_catalog_lists_the_example_entities).
     deadline = time.monotonic() + CATALOG_TIMEOUT
     while time.monotonic() < deadline:
-        _, body = http_get(f"{backend}/api/catalog/entities?filter=kind=component",
-                           token=guest_token)
+        body = http_get(f"{backend}/api/catalog/entities?filter=kind=component",
+                        token=guest_token)[1]
         if "example-website" in body.decode():
             break
         time.sleep(2)
