@@ -86,9 +86,9 @@ docs-lint: venv  ## antsibull-docs lint of the module, plugin and role docs and 
 unit: venv  ## Unit tests of plugins/
 	$(BIN)/pytest tests/unit
 
-backstage-app-test: venv  ## Build the test Backstage app; run it on TLS-only PostgreSQL and in Chromium
-	tests/images/backstage-app/setup-host.sh
-	$(BIN)/pytest tests/images/backstage-app
+backstage-app-test: venv  ## Build the example Backstage app; run it on TLS-only PostgreSQL and in Chromium
+	tests/backstage-app/setup-host.sh
+	$(BIN)/pytest tests/backstage-app
 
 cluster-up:  ## Start the test cluster (a real Kubernetes built from source into the cache)
 	$(LOCKED) tests/cluster/cluster up

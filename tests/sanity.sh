@@ -34,9 +34,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/backstage/k8s"
 mkdir -p "$dest"
-# Tracked and new (not ignored) files; the Backstage test app is JavaScript that sanity does not
+# Tracked and new (not ignored) files; the example Backstage app is JavaScript that sanity does not
 # check, and tests/microk8s-snap/vendor is microk8s's own code, kept unchanged.
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard -- . ':!tests/images/backstage-app' \
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard -- . ':!examples/backstage-app' \
     ':!tests/microk8s-snap/vendor' |
   xargs -0 -r cp --parents -t "$dest")
 # The collections the docs draw fragments from (kubernetes.core's authentication options), where

@@ -7,8 +7,9 @@
 
 The image is an OCI archive built offline with umoci (tests/cluster/oci-image, busybox inside),
 with a label unique to the run so that its digest is new to the containerd. The same image is
-loaded into podman (Debian's, rootful) to test streaming from a local image store, and pushed to
-a registry (Debian's docker-registry, on 127.0.0.1) to test the registry method.
+loaded into podman (Debian's, rootful) to test streaming from a local image store, through podman
+and through the docker command line (Debian's podman-docker), and pushed to a registry (Debian's
+docker-registry, on 127.0.0.1) to test the registry method.
 """
 
 from __future__ import annotations
@@ -116,11 +117,16 @@ def images(ctr_command: List[str]) -> Dict[str, str]:
     return {f[0]: f[2] for f in (line.split() for line in out.splitlines()[1:]) if len(f) >= 3}
 
 
-def play(ctr_command: List[str], name: str, archive: Optional[Path], *extra: str, **variables: Any) -> Run:
+def play(ctr_command: List[str], name: str, archive: Optional[Path], *extra: str,
+         search_path: Optional[str] = None, **variables: Any) -> Run:
+    """Run the role for one image; SEARCH_PATH replaces PATH (where the role finds docker)."""
     item = {'name': name, 'archive': str(archive)} if archive else {'name': name, 'source': variables.pop('source')}
     variables.update(image_import_images=[item], image_import_ctr_command=ctr_command)
+    env = ansible_env(COLLECTIONS_PATH)
+    if search_path is not None:
+        env['PATH'] = search_path
     start = time.monotonic()
-    done = ansible_playbook(str(PLAYBOOK), '-e', json.dumps(variables), *extra, env=ansible_env(COLLECTIONS_PATH), timeout=1800)
+    done = ansible_playbook(str(PLAYBOOK), '-e', json.dumps(variables), *extra, env=env, timeout=1800)
     seconds = time.monotonic() - start
     recap = re.search(r'localhost\s*:.*changed=(\d+).*failed=(\d+)', done.stdout)
     assert recap, done.stdout + done.stderr
@@ -234,6 +240,41 @@ def test_a_podman_image_is_streamed_in_and_a_rerun_changes_nothing(ctr_command: 
     # The image ID podman reports is the config digest of what containerd now has under the name.
     assert config_digest_in_containerd(ctr_command, PODMAN_NAME) == podman_image
     again = play(ctr_command, PODMAN_NAME, None, source='podman')
+    assert again.returncode == 0 and again.changed == 0, again.output
+
+
+DOCKER_NAME = 'localhost/backstage-k8s-test/docker-{0}:1.0'.format(RUN)
+# Debian's podman-docker: the docker command line, served by podman's engine (there is no Docker
+# engine here). Another docker on PATH (a CLI without a daemon) must not be the one the role runs.
+PODMAN_DOCKER = Path('/usr/bin/docker')
+
+
+@pytest.fixture(scope='module')
+def docker_search_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """PATH with podman-docker's docker first."""
+    assert PODMAN_DOCKER.is_file() and b'podman' in PODMAN_DOCKER.read_bytes(), \
+        'podman-docker is missing: run tests/image_import/setup-host.sh'
+    bindir = tmp_path_factory.mktemp('docker-cli')
+    (bindir / 'docker').symlink_to(PODMAN_DOCKER)
+    return '{0}:{1}'.format(bindir, os.environ['PATH'])
+
+
+@pytest.fixture(scope='module')
+def docker_image(podman_image: str, docker_search_path: str) -> Iterator[str]:
+    """The test image under DOCKER_NAME, tagged with the docker CLI; its image ID."""
+    env = dict(os.environ, PATH=docker_search_path)
+    subprocess.run(['docker', 'tag', PODMAN_NAME, DOCKER_NAME], check=True, capture_output=True, env=env)
+    yield podman_image
+    subprocess.run(['docker', 'rmi', DOCKER_NAME], capture_output=True, check=False, env=env)
+
+
+def test_a_docker_image_is_streamed_in_with_the_docker_cli_and_a_rerun_changes_nothing(
+        ctr_command: List[str], docker_image: str, docker_search_path: str) -> None:
+    run = play(ctr_command, DOCKER_NAME, None, source='docker', search_path=docker_search_path)
+    assert run.returncode == 0 and run.changed == 1, run.output
+    # docker image inspect's ID is the config digest of what containerd now has under the name.
+    assert config_digest_in_containerd(ctr_command, DOCKER_NAME) == docker_image
+    again = play(ctr_command, DOCKER_NAME, None, source='docker', search_path=docker_search_path)
     assert again.returncode == 0 and again.changed == 0, again.output
 
 

@@ -621,13 +621,12 @@ def test_an_unchanged_image_is_reused_and_a_changed_input_makes_a_new_one(
     assert re.fullmatch(r"backstage-k8s/backstage-frontend:nginx[0-9.]+-[0-9a-f]{8}", frontend.reference)
 
     # The same app with one more file in its frontend: a new key, tag and archive.
-    app = Path(subprocess.run([str(HERE / "backstage-app" / "build.sh")], capture_output=True,
+    app = Path(subprocess.run([str(HERE.parent / "backstage-app" / "build.sh")], capture_output=True,
                               text=True, check=True).stdout.split()[-1])
     changed = tmp_path / "app"
-    changed.mkdir()
-    (changed / "backend").symlink_to(app / "backend")
-    shutil.copytree(app / "frontend", changed / "frontend")
-    (changed / "frontend" / "dist" / "robots.txt").write_text("User-agent: *\nDisallow: /\n")
+    shutil.copytree(app / "context", changed / "context", symlinks=True)
+    (changed / "context" / "packages" / "app" / "dist" / "robots.txt").write_text(
+        "User-agent: *\nDisallow: /\n")
     [(archive, reference)] = build("backstage-frontend", env={"BACKSTAGE_K8S_APP_DIR": str(changed)})
     assert archive != str(frontend.archive) and reference != frontend.reference
     assert Path(archive).is_file()

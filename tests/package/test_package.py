@@ -52,9 +52,17 @@ MUST_SHIP = (
     "images/backstage-frontend/frontend-entrypoint.sh",
     "images/backstage-frontend/inject-runtime-config.sh",
     "images/backstage-frontend/nginx.conf",
+    "images/backstage-frontend/Containerfile", "images/backstage-backend/Containerfile",
+    "examples/backstage-app/package.json", "examples/backstage-app/yarn.lock",
+    "examples/backstage-app/.yarn/releases/yarn-4.13.0.cjs",
+    "examples/backstage-app/packages/backend/src/index.ts",
+    "examples/backstage-app/examples/template/template.yaml",
 )
 MUST_NOT_SHIP = ("tests/", "molecule/", "bench/", ".ci/", "inventory/", "Makefile",
-                 "constraints.txt", "requirements-test.txt", "ansible.cfg")
+                 "constraints.txt", "requirements-test.txt", "ansible.cfg",
+                 # The example app ships as sources: nothing its install or builds write.
+                 "examples/backstage-app/node_modules/", "examples/backstage-app/packages/app/dist/",
+                 "examples/backstage-app/packages/backend/dist/", "examples/backstage-app/dist-types/")
 
 
 def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,

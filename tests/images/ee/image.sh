@@ -17,14 +17,7 @@ EE_DEFINITION=$PRODUCT_DIR/execution-environment.yml
 # The ee-base image's Python (the definition's default is the python image's /usr/local/bin/python3).
 EE_PYCMD=/usr/bin/python3
 
-# podman with a store of its own, apart from the host's default one that other tests use: in the
-# cache, holding the loaded base between builds; run state on tmpfs. runc, as Debian's crun 1.8
-# refuses a hybrid cgroup v1/v2 host; cgroupfs (no systemd needed), events to a file (no journald).
-podman_cmd() {
-    podman --root "$IMAGES_CACHE/podman/storage" \
-        --runroot "${XDG_RUNTIME_DIR:-/run}/backstage-k8s-podman" \
-        --storage-driver overlay --runtime runc --cgroup-manager cgroupfs --events-backend file "$@"
-}
+. "$HERE/lib/podman.sh"
 
 # The content of a collection tarball: names, modes and bytes, not the times ansible-galaxy stamps.
 tarball_content_hash() {
@@ -43,7 +36,6 @@ PY
 image_prepare() {
     IMAGE_TAG_PREFIX=$(sed -n 's/^version: *//p' "$REPO/galaxy.yml" | tr -d '"'"'"' ')
     [ -n "$IMAGE_TAG_PREFIX" ] || die "ee: no version in galaxy.yml"
-    command -v podman >/dev/null || die "ee: podman is missing (tests/images/setup-host.sh installs it)"
 
     # ansible-builder and ansible-galaxy, pinned.
     local tkey
@@ -59,11 +51,9 @@ image_prepare() {
     fi
 
     # The base, built (or reused) like every other image.
-    local line
-    line=$("$HERE/build" ee-base | tail -n 1)
-    EE_BASE_ARCHIVE=${line% *}
-    EE_BASE_REF=${line#* }
-    [ -f "$EE_BASE_ARCHIVE" ] || die "ee: no ee-base archive ($line)"
+    podman_base ee-base
+    EE_BASE_ARCHIVE=$BASE_ARCHIVE
+    EE_BASE_REF=$BASE_REF
 
     # The collection as users install it: the tarball of `make build`.
     EE_COLLECTION_DIR=$(mktemp -d "$IMAGES_CACHE/.ee-collection.XXXXXX")
@@ -86,7 +76,7 @@ image_inputs() {
 # Writes the EE as an OCI layout in WORK/oci, tagged TAG; sets IMAGE_ROOTFS_BYTES.
 image_build() {
     local work=$1 tag=$2 ref=$3 context=$1/context
-    local local_ref=localhost/$ref base_ref=localhost/$EE_BASE_REF
+    local local_ref=localhost/$ref
     log "ee: ansible-builder create ($EE_DEFINITION)"
     "$EE_TOOLS/bin/ansible-builder" create -f "$EE_DEFINITION" --context "$context" \
         --output-filename Containerfile >&2 || die "ee: ansible-builder create failed"
@@ -94,34 +84,15 @@ image_build() {
     rm -f "$context"/_build/backstage-k8s/backstage-k8s-*.tar.gz
     cp "$EE_COLLECTION_TARBALL" "$context/_build/backstage-k8s/"
 
-    # The base: its OCI archive loaded into the store under the name the build asks for.
-    if ! podman_cmd image exists "$base_ref"; then
-        local loaded
-        loaded=$(podman_cmd load -q -i "$EE_BASE_ARCHIVE" | sed -n 's/^Loaded image[^:]*: *//p' | tail -n 1)
-        [ -n "$loaded" ] || die "ee: podman load $EE_BASE_ARCHIVE named no image"
-        podman_cmd tag "$loaded" "$base_ref"
-    fi
-
-    # pip in the build trusts what the host trusts (PyPI may be reached through a TLS proxy).
-    local volumes=() ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
-    [ -f "$ca" ] && volumes+=(--volume "$ca:/etc/ssl/certs/ca-certificates.crt:ro")
-    log "ee: podman build $local_ref FROM $base_ref"
-    podman_cmd build --pull=never --network host "${volumes[@]}" \
-        --build-arg "EE_BASE_IMAGE=$base_ref" --build-arg "PYCMD=$EE_PYCMD" \
+    podman_load "$EE_BASE_ARCHIVE" "$EE_BASE_REF"
+    podman_ca_volume
+    log "ee: podman build $local_ref FROM $EE_BASE_REF"
+    # pip reaches PyPI through the host's network.
+    podman_cmd build --pull=never --network host "${PODMAN_CA_VOLUME[@]}" \
+        --build-arg "EE_BASE_IMAGE=$EE_BASE_REF" --build-arg "PYCMD=$EE_PYCMD" \
         --label "org.opencontainers.image.version=$tag" \
-        --label "org.opencontainers.image.base.name=$EE_BASE_REF" \
+        --label "org.opencontainers.image.base.name=${EE_BASE_REF#localhost/}" \
         --label "org.opencontainers.image.ref.name=$ref" \
         -f "$context/Containerfile" -t "$local_ref" "$context" >&2 || die "ee: podman build failed"
-    podman_cmd push --quiet --compression-format gzip "$local_ref" "oci:$work/oci:$tag" >&2 ||
-        die "ee: podman push to an OCI layout failed"
-    IMAGE_ROOTFS_BYTES=$(podman_cmd image inspect --format '{{.Size}}' "$local_ref")
-    # Keep only the base: the archive is the cache of record (an unchanged rebuild takes seconds),
-    # and the build's layers would add about 400 MB to the store per build.
-    podman_cmd rmi "$local_ref" >/dev/null
-    local old
-    podman_cmd images --format '{{.Repository}}:{{.Tag}}' | grep '/backstage-k8s/ee-base:' |
-        { grep -vF ":${EE_BASE_REF#*:}" || true; } | while IFS= read -r old; do
-            podman_cmd rmi "$old" >/dev/null
-        done
-    podman_cmd image prune -f >/dev/null
+    podman_export "$local_ref" "$work" "$tag"
 }

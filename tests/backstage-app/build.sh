@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Build the test Backstage app into the cache and print the output directory.
+# Build the example Backstage app (examples/backstage-app) into the cache and
+# print the output directory.
 #
-#   tests/images/backstage-app/build.sh
+#   tests/backstage-app/build.sh
 #
 # Output: $BACKSTAGE_K8S_CACHE/backstage-app/<key>/
+#   context/          the app's repository after `yarn install && yarn tsc &&
+#                     yarn build:all`, as the image recipes (images/backstage-*)
+#                     take it: what its .dockerignore leaves, without sources
 #   backend/          production tree of the backend; run from this directory:
 #                       node packages/backend --config app-config.yaml \
 #                         --config app-config.production.yaml --config <deployment config>
@@ -16,7 +20,8 @@
 # through it), network access to the npm registry for the first install.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../examples/backstage-app" && pwd)
+script="${BASH_SOURCE[0]}"
 cache=${BACKSTAGE_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/backstage-k8s}
 root="$cache/backstage-app"
 
@@ -41,13 +46,14 @@ yarn() { corepack yarn "$@"; }
 # The inputs: every file of the app except what installs and builds produce.
 inputs() {
   (cd "$here" && find . \
-      \( -name node_modules -o -name dist -o -name dist-types -o -name .yarn \
-         -o -name __pycache__ -o -name .pytest_cache \) -prune -o \
-      -type f ! -name '*.pyc' ! -name 'test_*.py' ! -name README.md -print |
+      \( -name node_modules -o -name dist -o -name dist-types -o -path ./.yarn/cache \
+         -o -path ./.yarn/unplugged -o -path ./.yarn/install-state.gz \) -prune -o \
+      -type f ! -name README.md -print |
     LC_ALL=C sort)
 }
 key=$( {
   echo "node $node_version"
+  sha256sum < "$script"
   (cd "$here" && inputs | xargs -d '\n' sha256sum)
 } | sha256sum | cut -c1-16)
 out="$root/$key"
@@ -86,14 +92,15 @@ if [ "${BACKSTAGE_APP_TYPECHECK:-1}" = 1 ]; then
 fi
 
 log "building the backend bundle"
-(cd "$work/src" && yarn workspace backend build) >&2
+(cd "$work/src" && yarn build:backend) >&2
 log "building the frontend"
 (cd "$work/src" && yarn workspace app build) >&2
 
 log "installing the backend's production dependencies"
 backend="$out.tmp/backend"
 mkdir -p "$backend"
-cp "$work/src/package.json" "$work/src/yarn.lock" "$work/src/.yarnrc.yml" "$backend/"
+cp -r "$work/src/package.json" "$work/src/yarn.lock" "$work/src/.yarnrc.yml" "$work/src/.yarn" "$backend/"
+rm -rf "$backend/.yarn/install-state.gz"
 tar -xzf "$work/src/packages/backend/dist/skeleton.tar.gz" -C "$backend"
 (cd "$backend" && NODE_ENV=production yarn workspaces focus --all --production) >&2
 tar -xzf "$work/src/packages/backend/dist/bundle.tar.gz" -C "$backend"
@@ -104,6 +111,16 @@ rm -rf "$backend/.yarn" "$backend/.yarnrc.yml" "$backend/node_modules/.yarn-stat
 find "$backend/node_modules" \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' \
   -o -name '*.d.cts' -o -iname 'CHANGELOG.md' \) -type f -delete
 find "$backend/packages/backend/dist" -name '*.map' -type f -delete
+
+log "collecting the image recipes' build context"
+context="$out.tmp/context"
+mkdir -p "$context/packages/backend/dist" "$context/packages/app"
+(cd "$work/src" && cp -r package.json yarn.lock .yarnrc.yml .yarn .dockerignore \
+  app-config.yaml app-config.production.yaml examples "$context/")
+rm -rf "$context/.yarn/cache" "$context/.yarn/install-state.gz" "$context/.yarn/unplugged"
+cp "$work/src"/packages/backend/dist/skeleton.tar.gz "$work/src"/packages/backend/dist/bundle.tar.gz \
+  "$context/packages/backend/dist/"
+cp -r "$work/src/packages/app/dist" "$context/packages/app/dist"
 
 log "collecting the frontend"
 mkdir -p "$out.tmp/frontend"

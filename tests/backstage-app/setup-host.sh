@@ -11,7 +11,7 @@ set -euo pipefail
 # python3, ca-certificates: the test itself and registry downloads.
 HOST_PACKAGES=(postgresql-15 postgresql-client-15 chromium python3 ca-certificates)
 
-"$(dirname "$0")/../../ensure-packages.sh" "${HOST_PACKAGES[@]}"
+"$(dirname "$0")/../ensure-packages.sh" "${HOST_PACKAGES[@]}"
 
 if ! command -v node >/dev/null || ! command -v corepack >/dev/null; then
     echo "backstage-app: Node 20+ with corepack is needed on PATH" >&2

@@ -1,4 +1,4 @@
-"""The test Backstage app, built by build.sh, against a real PostgreSQL 15.
+"""The example Backstage app (examples/backstage-app), built by build.sh, against a real PostgreSQL 15.
 
 PostgreSQL runs on loopback with TLS only and ``cert`` authentication for the
 ``postgres`` user (every other connection is rejected), with a throwaway CA made
@@ -33,11 +33,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+# Chromium's screenshots of the app's pages, for a person to look at.
+SCREENSHOTS = REPO / "artifacts" / "backstage-app"
 # The frontend image's runtime config injection (a product part: images/backstage-frontend).
-INJECT_RUNTIME_CONFIG = HERE.parents[2] / "images" / "backstage-frontend" / "inject-runtime-config.sh"
+INJECT_RUNTIME_CONFIG = HERE.parents[1] / "images" / "backstage-frontend" / "inject-runtime-config.sh"
 DB_USER = "postgres"
 BACKEND_START_TIMEOUT = 180
 CATALOG_TIMEOUT = 120
+# The search index is built by a scheduled task a few seconds after start.
+SEARCH_TIMEOUT = 300
+SCAFFOLDER_TASK_TIMEOUT = 180
 
 
 # --------------------------------------------------------------------------- helpers
@@ -52,12 +58,22 @@ def free_port() -> int:
 def pg_bindir() -> Path:
     candidates = sorted(glob.glob("/usr/lib/postgresql/15/bin/initdb"))
     if not candidates:
-        pytest.fail("PostgreSQL 15 is not installed: run tests/images/backstage-app/setup-host.sh")
+        pytest.fail("PostgreSQL 15 is not installed: run tests/backstage-app/setup-host.sh")
     return Path(candidates[-1]).parent
 
 
 def http_get(url: str, token: str | None = None, timeout: float = 10) -> tuple[int, bytes]:
+    return http_request(url, token=token, timeout=timeout)
+
+
+def http_request(
+    url: str, token: str | None = None, body: object = None, timeout: float = 10
+) -> tuple[int, bytes]:
+    """GET, or POST of BODY as JSON."""
     request = urllib.request.Request(url)
+    if body is not None:
+        request.data = json.dumps(body).encode()
+        request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -229,10 +245,12 @@ def postgres(workdir: Path, pki: dict[str, Path]) -> Iterator[dict[str, object]]
         )
 
 
-def psql(postgres: dict[str, object], pki: dict[str, Path], sql: str) -> list[str]:
+def psql(
+    postgres: dict[str, object], pki: dict[str, Path], sql: str, database: str = "postgres"
+) -> list[str]:
     """Run a query over TLS with the client certificate, like the backend does."""
     conninfo = (
-        f"host=localhost port={postgres['port']} user={DB_USER} dbname=postgres "
+        f"host=localhost port={postgres['port']} user={DB_USER} dbname={database} "
         f"sslmode=verify-full sslrootcert={pki['ca']} "
         f"sslcert={pki['client_cert']} sslkey={pki['client_key']}"
     )
@@ -301,7 +319,7 @@ def backend(
                 pytest.fail(f"backend exited with {process.returncode}:\n"
                             + log_path.read_text()[-5000:])
             try:
-                status, _ = http_get(f"{base_url}/.backstage/health/v1/readiness", timeout=2)
+                status = http_get(f"{base_url}/.backstage/health/v1/readiness", timeout=2)[0]
                 if status == 200:
                     break
             except OSError:
@@ -370,18 +388,62 @@ def chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail("no Chromium: run tests/images/backstage-app/setup-host.sh")
+    pytest.fail("no Chromium: run tests/backstage-app/setup-host.sh")
 
 
-def rendered_dom(url: str, workdir: Path) -> str:
-    """The page's DOM after Chromium ran its scripts (guest sign-in, catalog fetch)."""
+def run_chromium(url: str, workdir: Path, *args: str) -> str:
+    """Chromium's stdout for URL once it ran the page's scripts (guest sign-in, API calls)."""
     profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=workdir))
     result = subprocess.run(
         [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--dump-dom", url],
+         f"--user-data-dir={profile}", "--virtual-time-budget=30000", *args, url],
         check=True, capture_output=True, text=True, timeout=180,
     )
     return result.stdout
+
+
+def rendered_dom(url: str, workdir: Path) -> str:
+    """The page's DOM after Chromium ran its scripts."""
+    return run_chromium(url, workdir, "--dump-dom")
+
+
+def screenshot(url: str, workdir: Path, name: str) -> Path:
+    """A PNG of the page in artifacts/backstage-app/NAME.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    path.unlink(missing_ok=True)
+    run_chromium(url, workdir, "--window-size=1280,900", f"--screenshot={path}")
+    return path
+
+
+def wait_for_entity(backend: str, token: str, kind: str, name: str) -> None:
+    """Until the catalog serves the entity (its file locations are read after start)."""
+    deadline = time.monotonic() + CATALOG_TIMEOUT
+    while time.monotonic() < deadline:
+        status = http_get(f"{backend}/api/catalog/entities/by-name/{kind}/default/{name}",
+                          token=token)[0]
+        if status == 200:
+            return
+        time.sleep(2)
+    pytest.fail(f"the catalog has no {kind} {name} after {CATALOG_TIMEOUT} s")
+
+
+def search_results(backend: str, token: str, term: str) -> list[dict[str, object]]:
+    status, body = http_get(f"{backend}/api/search/query?term={term}", token=token)
+    assert status == 200, body
+    return json.loads(body)["results"]
+
+
+def wait_for_search_result(backend: str, token: str, term: str, title: str) -> list[str]:
+    """Titles found for TERM once the index holds TITLE (its first build runs after start)."""
+    deadline = time.monotonic() + SEARCH_TIMEOUT
+    titles: list[str] = []
+    while time.monotonic() < deadline:
+        titles = [str(r["document"]["title"]) for r in search_results(backend, token, term)]
+        if title in titles:
+            return titles
+        time.sleep(5)
+    pytest.fail(f"search for {term!r} did not find {title!r} within {SEARCH_TIMEOUT} s: {titles}")
 
 
 # --------------------------------------------------------------------------- tests
@@ -394,7 +456,7 @@ def test_backend_health_endpoint_answers_200(backend: str, probe: str) -> None:
 
 
 def test_catalog_refuses_requests_without_a_token(backend: str) -> None:
-    status, _ = http_get(f"{backend}/api/catalog/entities")
+    status = http_get(f"{backend}/api/catalog/entities")[0]
     assert status == 401
 
 
@@ -412,6 +474,7 @@ def test_catalog_lists_the_example_entities(backend: str, guest_token: str) -> N
         ("API", "example-grpc-api"),
         ("User", "guest"),
         ("Group", "guests"),
+        ("Template", "example-service"),
     }
     deadline = time.monotonic() + CATALOG_TIMEOUT
     found: set[tuple[str, str]] = set()
@@ -429,7 +492,8 @@ def test_each_plugin_gets_its_own_database(
     backend: str, postgres: dict[str, object], pki: dict[str, Path]
 ) -> None:
     databases = set(psql(postgres, pki, "SELECT datname FROM pg_database"))
-    assert {"backstage_plugin_catalog", "backstage_plugin_auth"} <= databases
+    assert {"backstage_plugin_catalog", "backstage_plugin_auth", "backstage_plugin_scaffolder",
+            "backstage_plugin_search"} <= databases
 
 
 def test_backend_connects_over_tls_with_its_client_certificate(
@@ -468,10 +532,71 @@ def test_browser_signs_in_as_guest_and_lists_the_catalog(
     # The catalog holds the examples first (see test_catalog_lists_the_example_entities).
     deadline = time.monotonic() + CATALOG_TIMEOUT
     while time.monotonic() < deadline:
-        _, body = http_get(f"{backend}/api/catalog/entities?filter=kind=component",
-                           token=guest_token)
+        body = http_get(f"{backend}/api/catalog/entities?filter=kind=component",
+                        token=guest_token)[1]
         if "example-website" in body.decode():
             break
         time.sleep(2)
     dom = rendered_dom(f"{frontend_url}{path}", workdir)
     assert "example-website" in dom, dom[-3000:]
+
+
+def test_scaffolder_runs_the_example_template(backend: str, guest_token: str) -> None:
+    wait_for_entity(backend, guest_token, "template", "example-service")
+    status, body = http_request(
+        f"{backend}/api/scaffolder/v2/tasks", token=guest_token,
+        body={"templateRef": "template:default/example-service",
+              "values": {"name": "scaffolded-service", "description": "made by the test"}},
+    )
+    assert status == 201, body
+    task_id = json.loads(body)["id"]
+    deadline = time.monotonic() + SCAFFOLDER_TASK_TIMEOUT
+    task: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        status, body = http_get(f"{backend}/api/scaffolder/v2/tasks/{task_id}", token=guest_token)
+        assert status == 200, body
+        task = json.loads(body)
+        if task["status"] in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(2)
+    status, events = http_get(f"{backend}/api/scaffolder/v2/tasks/{task_id}/events",
+                              token=guest_token)
+    assert task.get("status") == "completed", events.decode()[-3000:]
+    # debug:log lists the workspace that fetch:template wrote.
+    log = events.decode()
+    assert "Wrote catalog-info.yaml for scaffolded-service" in log
+    assert "catalog-info.yaml" in log
+
+
+def test_search_finds_catalog_entities_in_postgresql(
+    backend: str, guest_token: str, postgres: dict[str, object], pki: dict[str, Path]
+) -> None:
+    titles = wait_for_search_result(backend, guest_token, "example-website", "example-website")
+    assert "example-grpc-api" not in titles
+    # The index is PostgreSQL's (the pg engine), not an in-memory one.
+    documents = psql(postgres, pki, "SELECT count(*) FROM documents", "backstage_plugin_search")
+    assert int(documents[0]) > 0
+
+
+@pytest.mark.parametrize(
+    ("path", "wanted"),
+    [
+        ("/create", "Example service"),
+        ("/search?query=example-website", "example-website"),
+        ("/api-docs", "example-grpc-api"),
+        ("/settings", "guest"),
+    ],
+    ids=["scaffolder", "search", "api-docs", "user-settings"],
+)
+def test_browser_opens_the_plugin_pages(
+    frontend: Path, frontend_url: str, backend: str, guest_token: str, workdir: Path,
+    path: str, wanted: str,
+) -> None:
+    wait_for_entity(backend, guest_token, "template", "example-service")
+    wait_for_entity(backend, guest_token, "api", "example-grpc-api")
+    if path.startswith("/search"):
+        wait_for_search_result(backend, guest_token, "example-website", "example-website")
+    dom = rendered_dom(f"{frontend_url}{path}", workdir)
+    assert wanted in dom, dom[-3000:]
+    shot = screenshot(f"{frontend_url}{path}", workdir, path.strip("/").split("?")[0])
+    assert shot.stat().st_size > 0

@@ -6,8 +6,12 @@ import {
   PageBlueprint,
 } from '@backstage/frontend-plugin-api';
 import { SignInPageBlueprint } from '@backstage/plugin-app-react';
+import apiDocsPlugin from '@backstage/plugin-api-docs/alpha';
 import catalogPlugin from '@backstage/plugin-catalog/alpha';
 import orgPlugin from '@backstage/plugin-org/alpha';
+import scaffolderPlugin from '@backstage/plugin-scaffolder/alpha';
+import searchPlugin from '@backstage/plugin-search/alpha';
+import userSettingsPlugin from '@backstage/plugin-user-settings/alpha';
 
 // Sign in as the guest user without a click: ProxiedSignInPage has no UI of
 // its own and takes the session the auth backend's guest provider hands out
@@ -33,6 +37,10 @@ export default createApp({
   features: [
     catalogPlugin,
     orgPlugin,
+    scaffolderPlugin,
+    searchPlugin,
+    apiDocsPlugin,
+    userSettingsPlugin,
     createFrontendModule({
       pluginId: 'app',
       extensions: [guestSignInPage, rootPage],
