@@ -127,6 +127,16 @@ def play_recap(output: str) -> dict[str, int]:
     return {name: int(value) for name, value in (field.split("=") for field in match[1].split())}
 
 
+def stop_process(process: subprocess.Popen, grace: float) -> None:
+    """Ask a child process to end; kill it if it has not within `grace` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class WaitTimeout(AssertionError):
     """A wait ran out of time; the message says what it waited for and what it last saw."""
 
@@ -273,12 +283,7 @@ class Kubectl:
                     raise WaitTimeout(f"{what}: {seen}\n{printed()}")
                 yield port
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_process(process, grace=10)
 
 
 class Cluster:
