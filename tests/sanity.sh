@@ -11,6 +11,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${BACKSTAGE_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/backstage-k8s}
 sanity_home="$cache/ansible-test-home"
 mkdir -p "$sanity_home/.config/pip" "$sanity_home/.ansible/test/cache"
+# Its virtualenvs are shared by every checkout on this machine: two runs building the same one at
+# once leave it without a working pip.
+exec 9>"$sanity_home/.lock"
+flock -w 1800 9 || { echo "another sanity run has held $sanity_home/.lock for 30 minutes" >&2; exit 1; }
 
 {
   echo "[global]"
