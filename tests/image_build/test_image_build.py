@@ -4,9 +4,12 @@
 
 """`make deploy`'s path with no image variable, on the test cluster (TESTCLUSTER_INSTANCE): site.yml
 in laptop mode (tests/image_build/deploy.yml: microk8s skipped, its kubeconfig and containerd the
-test cluster's) builds the example app's backend, frontend and rotation runner with podman
-(Debian's) from the product's recipes, FROM the project's offline bases given as build arguments,
-imports them and deploys them; a re-run builds nothing and changes nothing. Then the README's one
+test cluster's) builds the example app (yarn, in a copy of examples/backstage-app) and its
+backend, frontend and rotation runner with podman (Debian's) from the product's recipes, FROM the
+project's offline bases given as build arguments, imports them and deploys them; a re-run builds
+nothing and changes nothing. The archives stay in the cache between runs, keyed by their inputs
+as every build of the rig: a run builds only after a change of the app, the recipes or the
+collection. Then the README's one
 vars file for your own images (examples/images.yml), used verbatim, deploys those images.
 
 podman runs with a configuration and a store of this test's (CONTAINERS_CONF,
@@ -69,8 +72,10 @@ def podman_env() -> Dict[str, str]:
     storage = WORK / 'storage.conf'
     storage.write_text('[storage]\ndriver = "overlay"\ngraphroot = "{0}"\nrunroot = "/run/bk8s-image-build-test"\n'
                        .format(WORK / 'storage'))
-    env = dict(os.environ, CONTAINERS_CONF=str(conf), CONTAINERS_STORAGE_CONF=str(storage))
-    return env
+    # Yarn's cache: the one tests/backstage-app/build.sh fills (the same lockfile).
+    yarn_cache = CACHE / 'backstage-app' / 'yarn-cache'
+    return dict(os.environ, CONTAINERS_CONF=str(conf), CONTAINERS_STORAGE_CONF=str(storage),
+                YARN_CACHE_FOLDER=str(yarn_cache), YARN_ENABLE_GLOBAL_CACHE='0', CI='true')
 
 
 @pytest.fixture(scope='module')
@@ -98,10 +103,16 @@ def postgres(cluster: Cluster) -> str:
 
 @pytest.fixture(scope='module')
 def app_dir() -> str:
-    """The example app, built (its context/: the recipes' build context)."""
-    out = subprocess.run([str(REPO / 'tests' / 'backstage-app' / 'build.sh')], check=True, capture_output=True,
-                         text=True).stdout.strip().splitlines()[-1]
-    return str(Path(out) / 'context')
+    """A copy of the example app's sources, which the product builds (yarn) in place. What yarn
+    installed (node_modules) stays from run to run, so an install is incremental."""
+    app = WORK / 'app'
+    if app.exists():
+        for path in [*app.iterdir(), *(app / 'packages').glob('*/*')]:
+            if path.name not in ('node_modules', 'packages'):
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    shutil.copytree(REPO / 'examples' / 'backstage-app', app, dirs_exist_ok=True, symlinks=True,
+                    ignore=shutil.ignore_patterns('node_modules', 'dist', 'dist-types'))
+    return str(app)
 
 
 @pytest.fixture(scope='module')
@@ -110,7 +121,7 @@ def build_vars(bases: Dict[str, str], app_dir: str, tmp_path_factory: pytest.Tem
     variables = {
         'image_build_tool': 'podman',
         'image_build_app_dir': app_dir,
-        'image_build_app_build': False,
+        'image_build_app_build': True,
         'image_build_dir': str(WORK / 'archives'),
         'image_build_backend_build_base': bases['backstage-backend-build-base'],
         'image_build_backend_base': bases['backstage-backend-base'],
@@ -157,7 +168,6 @@ def serves(url: str) -> int:
 
 @pytest.fixture(scope='module')
 def first_deploy(cluster: Cluster, postgres: str, podman_env: Dict[str, str], build_vars: Path) -> Iterator[Dict[str, int]]:
-    shutil.rmtree(WORK / 'archives', ignore_errors=True)
     Kubectl(env=cluster.env).run('delete', 'namespace', NAMESPACE, '--ignore-not-found', '--wait', timeout=300,
                                  namespaced=False)
     yield deploy('deploy', postgres, podman_env, '-e', '@' + str(build_vars))
