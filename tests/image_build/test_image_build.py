@@ -85,7 +85,7 @@ def bases(podman_env: Dict[str, str]) -> Dict[str, str]:
     for name, line in built(*BASES).items():
         archive, ref = line.split(' ')
         local = 'localhost/' + ref
-        if subprocess.run(['podman', 'image', 'exists', local], env=podman_env).returncode != 0:
+        if subprocess.run(['podman', 'image', 'exists', local], env=podman_env, check=False).returncode != 0:
             out = subprocess.run(['podman', 'load', '-q', '-i', archive], env=podman_env, check=True,
                                  capture_output=True, text=True).stdout
             loaded = out.strip().splitlines()[-1].split(': ', 1)[1]
@@ -216,7 +216,8 @@ def test_own_images_vars_file_verbatim_deploys_those_images(
                                  ('images_rotation', 'rotation', 'ee')):
         # Your images in podman's store: the built ones under other names (loaded from their
         # archives when an earlier run built them).
-        if subprocess.run(['podman', 'image', 'exists', built_images[source]], env=podman_env).returncode != 0:
+        if subprocess.run(['podman', 'image', 'exists', built_images[source]], env=podman_env,
+                          check=False).returncode != 0:
             subprocess.run(['podman', 'load', '-q', '-i', str(archives[archive])], env=podman_env, check=True)
         subprocess.run(['podman', 'tag', built_images[source], own[key]], env=podman_env, check=True)
     deploy('own-images', postgres, podman_env, '-e', '@' + str(vars_file),

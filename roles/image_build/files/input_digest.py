@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) backstage.k8s maintainers
 # Apache License 2.0 (see LICENSE)
 # SPDX-License-Identifier: Apache-2.0
