@@ -541,6 +541,8 @@ def base_vars(role: str, cluster: Cluster, workdir: Path) -> dict[str, Any]:
     """Valid variables every case of a role starts from: nothing here reaches outside the test."""
     env = cluster.env
     return {
+        # Archives (none in check mode) in the test's own directory.
+        "image_build": {"image_build_dir": str(workdir / "image-build")},
         "microk8s": {
             "microk8s_platform": "linux",
             "microk8s_kubeconfig": str(workdir / "microk8s.config"),
