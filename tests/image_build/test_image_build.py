@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, NamedTuple
 
 import pytest
 
@@ -137,7 +138,12 @@ def build_vars(bases: Dict[str, str], app_dir: str, tmp_path_factory: pytest.Tem
     return path
 
 
-def deploy(name: str, postgres: str, podman_env: Dict[str, str], *args: str) -> Dict[str, int]:
+class Deployed(NamedTuple):
+    recap: Dict[str, int]
+    url: str  # the URL site.yml printed
+
+
+def deploy(name: str, postgres: str, podman_env: Dict[str, str], *args: str) -> Deployed:
     env = ansible_env(isolated_collections_path(), base=podman_env)
     start = time.monotonic()
     result = ansible_playbook(str(PLAYBOOK), '--skip-tags', 'microk8s', '-e', 'testcluster_repo=' + str(REPO),
@@ -146,7 +152,9 @@ def deploy(name: str, postgres: str, podman_env: Dict[str, str], *args: str) -> 
     (ARTIFACTS / (name + '.log')).write_text(result.stdout + result.stderr)
     (ARTIFACTS / (name + '.seconds')).write_text('{0:.1f}\n'.format(seconds))
     assert result.returncode == 0, '{0} failed:\n{1}\n{2}'.format(name, result.stdout[-5000:], result.stderr[-2000:])
-    return play_recap(result.stdout)
+    printed = re.search(r'Backstage is up: open (\S+?)"', result.stdout)
+    assert printed, 'site.yml printed no URL:\n' + result.stdout[-3000:]
+    return Deployed(play_recap(result.stdout), printed[1])
 
 
 def images_in(kubectl: Kubectl) -> Dict[str, str]:
@@ -167,14 +175,14 @@ def serves(url: str) -> int:
 
 
 @pytest.fixture(scope='module')
-def first_deploy(cluster: Cluster, postgres: str, podman_env: Dict[str, str], build_vars: Path) -> Iterator[Dict[str, int]]:
+def first_deploy(cluster: Cluster, postgres: str, podman_env: Dict[str, str], build_vars: Path) -> Iterator[Deployed]:
     Kubectl(env=cluster.env).run('delete', 'namespace', NAMESPACE, '--ignore-not-found', '--wait', timeout=300,
                                  namespaced=False)
     yield deploy('deploy', postgres, podman_env, '-e', '@' + str(build_vars))
 
 
 def test_no_image_variables_builds_imports_and_deploys_the_example_app(
-        first_deploy: Dict[str, int], cluster: Cluster) -> None:
+        first_deploy: Deployed, cluster: Cluster) -> None:
     archives = sorted(p.name for p in (WORK / 'archives').glob('*.tar'))
     assert [a.rsplit('-', 1)[0] for a in archives] == ['backstage-backend', 'backstage-frontend', 'ee'], archives
     kubectl = Kubectl(NAMESPACE, cluster.env)
@@ -185,7 +193,9 @@ def test_no_image_variables_builds_imports_and_deploys_the_example_app(
     # Each tag is its archive's input digest.
     for image in images.values():
         assert any(a.split('-')[-1].startswith(image.rsplit(':', 1)[1]) for a in archives), (image, archives)
-    url = cluster.env['TESTCLUSTER_INGRESS_URL']
+    # The printed URL: the backend ready and the frontend served there (through the Ingress).
+    url = first_deploy.url
+    assert url == cluster.env['TESTCLUSTER_INGRESS_URL']
     wait_until('the backend ready through the Ingress', lambda: serves(url + '/.backstage/health/v1/readiness'),
                300, 3, until=lambda status: status == 200)
     wait_until('the frontend through the Ingress', lambda: serves(url + '/'), 120, 3,
@@ -193,15 +203,15 @@ def test_no_image_variables_builds_imports_and_deploys_the_example_app(
 
 
 def test_second_run_builds_nothing_and_changes_nothing(
-        first_deploy: Dict[str, int], postgres: str, podman_env: Dict[str, str], build_vars: Path) -> None:
+        first_deploy: Deployed, postgres: str, podman_env: Dict[str, str], build_vars: Path) -> None:
     before = {p.name: p.stat().st_mtime for p in (WORK / 'archives').glob('*.tar')}
-    recap = deploy('deploy-again', postgres, podman_env, '-e', '@' + str(build_vars))
+    recap = deploy('deploy-again', postgres, podman_env, '-e', '@' + str(build_vars)).recap
     assert recap['changed'] == 0, recap
     assert {p.name: p.stat().st_mtime for p in (WORK / 'archives').glob('*.tar')} == before
 
 
 def test_own_images_vars_file_verbatim_deploys_those_images(
-        first_deploy: Dict[str, int], cluster: Cluster, postgres: str, podman_env: Dict[str, str],
+        first_deploy: Deployed, cluster: Cluster, postgres: str, podman_env: Dict[str, str],
         tmp_path: Path) -> None:
     """examples/images.yml byte for byte; its four values given as -e (its own variables)."""
     vars_file = tmp_path / 'my-images.yml'
