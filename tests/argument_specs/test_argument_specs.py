@@ -114,6 +114,18 @@ MICROK8S = [
     spec_type("microk8s", "microk8s_kubeconfig_merge", "maybe", "bool"),
 ]
 
+IMAGE_BUILD = [
+    spec_choice("image_build", "image_build_tool", "buildah"),
+    spec_type("image_build", "image_build_app_build", "maybe", "bool"),
+    spec_type("image_build", "image_build_options", {"--network": "host"}, "list"),
+    spec_type("image_build", "image_build_backend_build_args", {"NODE_EXTRA_CA_CERTS": "/ca.crt"}, "list"),
+    Case("image_build", "image_build_app_dir-not-an-app", {"image_build_app_dir": "/nonexistent/app"}, "validate",
+         ("image_build_app_dir=/nonexistent/app has no package.json", "@backstage/create-app layout")),
+    # The example app of a checkout is not built: refused when the role is told it is.
+    Case("image_build", "image_build_app_build-false-on-an-unbuilt-app", {"image_build_app_build": False},
+         "validate", ("packages/backend/dist/bundle.tar.gz", "image_build_app_build is false")),
+]
+
 IMAGE_IMPORT = [
     spec_type("image_import", "image_import_images", {"name": "app:1.0", "archive": "/app.tar"}, "list"),
     Case("image_import", "image_import_images-item-not-a-dict", {"image_import_images": [7]}, "spec",
@@ -389,7 +401,7 @@ UNINSTALL = [
                     "must be a Kubernetes namespace name"),
 ]
 
-CASES = MICROK8S + IMAGE_IMPORT + PKI + POSTGRES + BACKSTAGE + CERT_ROTATION + POSTGRES_BACKUP + UNINSTALL
+CASES = MICROK8S + IMAGE_BUILD + IMAGE_IMPORT + PKI + POSTGRES + BACKSTAGE + CERT_ROTATION + POSTGRES_BACKUP + UNINSTALL
 
 
 # ------------------------------------------------------------------------------------ the roles
@@ -425,6 +437,9 @@ ROLES = {
         # microk8s installs software on the machine that runs it: never outside check mode here.
         # Its control stops after validation on a machine without snap (this one).
         Role("microk8s", None, check_mode=True, control_needs_cluster=False),
+        # Builds images on this machine: check mode; its control needs podman or docker (the test
+        # images' host tools install podman).
+        Role("image_build", None, check_mode=True, control_needs_cluster=False),
         # The control's image archive does not exist: the role stops when it reads it.
         Role("image_import", None, ("Check that each image names exactly one of archive and source",),
              control_needs_cluster=False,
@@ -526,6 +541,8 @@ def base_vars(role: str, cluster: Cluster, workdir: Path) -> dict[str, Any]:
     """Valid variables every case of a role starts from: nothing here reaches outside the test."""
     env = cluster.env
     return {
+        # Archives (none in check mode) in the test's own directory.
+        "image_build": {"image_build_dir": str(workdir / "image-build")},
         "microk8s": {
             "microk8s_platform": "linux",
             "microk8s_kubeconfig": str(workdir / "microk8s.config"),
