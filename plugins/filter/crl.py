@@ -28,7 +28,7 @@ def _need_cryptography() -> None:
         raise AnsibleFilterError('the Python library cryptography is needed: {0}'.format(CRYPTOGRAPHY_IMPORT_ERROR))
 
 
-def x509_crl_sign(ca_certificate: str, ca_private_key: str, revoked: List[Dict[str, Any]], next_update: str) -> str:
+def x509_crl_sign(ca_certificate: str, ca_private_key: str, revoked: List[Any], next_update: str) -> str:
     _need_cryptography()
     try:
         return sign(to_native(ca_certificate), to_native(ca_private_key), list(revoked), to_native(next_update))

@@ -76,10 +76,11 @@ def _load_key(ca_private_key: str) -> t.Any:
         raise CrlError('the CA private key is not an unencrypted PEM private key')
 
 
-def sign(ca_certificate: str, ca_private_key: str, revoked: list[dict[str, t.Any]],
+def sign(ca_certificate: str, ca_private_key: str, revoked: list[t.Any],
          next_update: str, now: datetime.datetime | None = None) -> str:
-    """A PEM CRL signed by the CA, listing ``revoked`` (``serial_number``, and ``revocation_date``
-    as YYYYMMDDHHMMSSZ, now when absent), valid from now until ``next_update``.
+    """A PEM CRL signed by the CA, listing ``revoked`` (each a serial number, or a dict with
+    ``serial_number`` and ``revocation_date`` as YYYYMMDDHHMMSSZ, now when absent), valid from now
+    until ``next_update``.
 
     Serials listed twice are listed once, with their earliest date. The CRL number is the time of
     issue in seconds, so that a later CRL has a larger one.
@@ -96,7 +97,9 @@ def sign(ca_certificate: str, ca_private_key: str, revoked: list[dict[str, t.Any
 
     dates: dict[int, datetime.datetime] = {}
     for entry in revoked:
-        if not isinstance(entry, dict) or 'serial_number' not in entry:
+        if not isinstance(entry, dict):
+            entry = {'serial_number': entry}
+        if 'serial_number' not in entry:
             raise CrlError('each revoked entry needs a serial_number, got {0!r}'.format(entry))
         serial = _serial(entry['serial_number'])
         date = now

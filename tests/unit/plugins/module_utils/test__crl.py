@@ -94,7 +94,7 @@ def test_a_crl_past_its_next_update_refuses_every_client_certificate(pki, ca, no
 
 def test_read_gives_back_the_revoked_serials_and_next_update(ca, now) -> None:
     crl = sign(ca.pem, ca.key_pem, [{'serial_number': 7, 'revocation_date': format_time(now - DAY)},
-                                    {'serial_number': '12'}, {'serial_number': 7}], later(now), now=now)
+                                    '12', {'serial_number': 7}], later(now), now=now)
     info = read(crl, ca.pem)
     assert info == {'usable': True, 'problem': '', 'next_update': later(now),
                     'revoked': [{'serial_number': 7, 'revocation_date': format_time(now - DAY)},
@@ -122,11 +122,12 @@ def test_a_crl_signed_by_another_ca_with_the_same_name_is_not_usable(pki, ca, no
 
 @pytest.mark.parametrize(('revoked', 'next_update', 'message'), [
     ([{'serial_number': 'x'}], None, 'is not a decimal integer'),
+    (['12a'], None, 'is not a decimal integer'),
     ([{'serial_number': 0}], None, 'must be positive'),
     ([{'serial': 1}], None, 'needs a serial_number'),
     ([{'serial_number': 1, 'revocation_date': '2026-01-01'}], None, 'is not a time'),
     ([], '20200101000000Z', 'is not in the future'),
-], ids=['serial-not-a-number', 'serial-zero', 'no-serial', 'bad-date', 'next-update-past'])
+], ids=['serial-not-a-number', 'bare-serial-not-a-number', 'serial-zero', 'no-serial', 'bad-date', 'next-update-past'])
 def test_bad_input_is_refused_with_a_reason(ca, now, revoked, next_update, message) -> None:
     with pytest.raises(CrlError, match=message):
         sign(ca.pem, ca.key_pem, revoked, next_update or later(now))
