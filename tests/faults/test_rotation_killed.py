@@ -7,7 +7,8 @@ Ingress.
 Kill points:
 - ``first-leaf-secret-written``: as soon as a leaf Secret's resourceVersion changes;
 - ``backend-rolling``: as soon as the rotation starts rolling the backend (both Secrets written,
-  PostgreSQL reloaded, the Deployment's generation bumped, its pods not yet replaced)."""
+  the Deployment's generation bumped, its pods not yet replaced; PostgreSQL reloads after the
+  roll, once the replaced client certificate is revoked)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pytest
+from cryptography import x509
 
 from conftest import (
     BACKEND, CLIENT_SECRET, SERVER_SECRET, Deployment, assert_leaf_secrets_consistent,
@@ -150,8 +152,16 @@ def test_a_rotation_killed_mid_way_is_finished_by_the_next_run(deployment: Deplo
     # The CA Secret is untouched, every leaf Secret consistent, and what runs uses them.
     assert ca_snapshot(deployment) == ca_before
     serials = assert_leaf_secrets_consistent(deployment)
-    # The next run (not forced) issues nothing: it loads what the killed run wrote.
-    assert serials == serials_at_kill
+    # The next run (not forced) issues no client certificate: it loads what the killed run wrote.
+    # Once the backend runs with a new one, it revokes the replaced one, which re-issues the server
+    # certificate with the new CRL; otherwise it issues nothing.
+    assert serials[CLIENT_SECRET] == serials_at_kill[CLIENT_SECRET]
+    if serials[CLIENT_SECRET] != serials_before[CLIENT_SECRET]:
+        assert serials[SERVER_SECRET] != serials_at_kill[SERVER_SECRET]
+        crl = x509.load_pem_x509_crl(deployment.secret(SERVER_SECRET)["ca.crl"].encode())
+        assert crl.get_revoked_certificate_by_serial_number(serials_before[CLIENT_SECRET]) is not None
+    else:
+        assert serials[SERVER_SECRET] == serials_at_kill[SERVER_SECRET]
     assert deployment.rollout_done("deployment", BACKEND)
     assert deployment.rollout_done("statefulset", "postgres")
     assert_workloads_use_the_secrets(deployment, serials)

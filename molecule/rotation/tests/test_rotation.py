@@ -1,7 +1,8 @@
 """Certificate rotation on a real cluster: the CronJob's Jobs renew the PostgreSQL server and
 Backstage client certificates with least privilege, PostgreSQL loads its new certificate without
-a restart, the backend rolls onto its new one while Backstage keeps serving, a run with nothing
-due changes nothing, and an interrupted rotation is finished by the next run.
+a restart, the backend rolls onto its new one while Backstage keeps serving, the client
+certificate it replaced is refused right after, a run with nothing due changes nothing, and an
+interrupted rotation is finished by the next run.
 
 The tests run in order and share the deployment converge made (namespace backstage-rotation).
 Rotation now is forced with rotate.yml's cert_rotation_force (the certificates are fresh)."""
@@ -11,12 +12,12 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import ssl
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from cryptography import x509
 from ansible_collections.backstage.k8s.plugins.module_utils._postgres_tls import PostgresTlsError
 
 from conftest import BACKEND, BACKEND_SELECTOR, CRONJOB, POSTGRES_SELECTOR, Certificates, Rotate
@@ -221,6 +222,23 @@ def test_rotation_account_cannot_write_anything_but_a_certificate_into_a_leaf_se
     assert refused_by_the_policy(result, namespace), (result.returncode, result.stderr)
 
 
+def test_rotation_account_cannot_put_a_crl_into_the_client_secret(kubectl: Kubectl, namespace: str) -> None:
+    crl = kubectl.secret(SERVER_SECRET)["ca.crl"]
+    result = patch_as_rotation(kubectl, namespace, f"secret/{CLIENT_SECRET}", {"data": {"ca.crl": b64(crl)}}, "merge")
+    assert refused_by_the_policy(result, namespace), (result.returncode, result.stderr)
+
+
+def test_rotation_account_cannot_remove_the_crl(kubectl: Kubectl, namespace: str) -> None:
+    result = patch_as_rotation(kubectl, namespace, f"secret/{SERVER_SECRET}", {"data": {"ca.crl": None}}, "merge")
+    assert refused_by_the_policy(result, namespace), (result.returncode, result.stderr)
+
+
+def test_rotation_account_may_write_a_new_crl_into_the_server_secret(kubectl: Kubectl, namespace: str) -> None:
+    crl = kubectl.secret(SERVER_SECRET)["ca.crl"] + b"\n"
+    result = patch_as_rotation(kubectl, namespace, f"secret/{SERVER_SECRET}", {"data": {"ca.crl": b64(crl)}}, "merge")
+    assert result.returncode == 0, result.stderr
+
+
 def test_rotation_account_may_write_a_new_certificate_and_key(kubectl: Kubectl, namespace: str) -> None:
     other = kubectl.secret(SERVER_SECRET)
     result = patch_as_rotation(kubectl, namespace, f"secret/{CLIENT_SECRET}",
@@ -320,14 +338,24 @@ def test_forced_rotation_renews_both_certificates_and_reloads_and_restarts_witho
     assert availability["failed"] == 0, availability
 
 
-# Known gap: PostgreSQL has no CRL yet (ssl_crl_file), so a replaced client certificate stays good
-# until it expires (up to cert_rotation_leaf_ttl_days). Strict: this fails once revocation works.
-@pytest.mark.xfail(strict=True, reason="no revocation yet: the replaced client certificate is valid until it expires")
 def test_the_previous_client_certificate_is_refused_right_after_a_rotation(
         kubectl: Kubectl, replaced_client: dict[str, str]) -> None:
     assert replaced_client, "the forced rotation above keeps the client certificate it replaced"
-    with pytest.raises((PostgresTlsError, ssl.SSLError, OSError)):
+    with pytest.raises(PostgresTlsError, match="revoked"):
         postgres_query(kubectl, client=replaced_client)
+
+
+def test_the_new_client_certificate_logs_in_and_the_crl_lists_the_replaced_one(
+        kubectl: Kubectl, replaced_client: dict[str, str]) -> None:
+    assert postgres_query(kubectl, "SELECT 1")["rows"] == [["1"]]
+    replaced = x509.load_pem_x509_certificate(replaced_client["tls.crt"].encode())
+    ca = x509.load_pem_x509_certificate(kubectl.secret(CA_SECRET)["tls.crt"])
+    crl = x509.load_pem_x509_crl(kubectl.secret(SERVER_SECRET)["ca.crl"])
+    assert crl.is_signature_valid(ca.public_key())
+    assert crl.get_revoked_certificate_by_serial_number(replaced.serial_number) is not None
+    server = kubectl.certificate(SERVER_SECRET)
+    # Issued with the server certificate, valid as long as it is: renewed with it, never after it.
+    assert crl.next_update_utc == server.not_valid_after_utc
 
 
 def test_a_rotation_killed_after_writing_the_secrets_is_finished_by_the_next_run(
@@ -353,11 +381,15 @@ def test_a_rotation_killed_after_writing_the_secrets_is_finished_by_the_next_run
     assert half_done["backend_recorded_serial"] == str(before["client_serial"])
     assert half_done["backend_pods"] == before["backend_pods"]
 
-    # The next (unforced) run issues nothing and finishes the rotation.
+    # The next (unforced) run renews nothing that was due and finishes the rotation: it rolls the
+    # backend, then revokes the client certificate it replaced, which re-issues the server
+    # certificate with the new CRL.
     rotate(log_name="repair-run")
     after = state(k8s, certificates)
-    assert after["server_serial"] == half_done["server_serial"]
     assert after["client_serial"] == half_done["client_serial"]
+    assert after["server_serial"] != half_done["server_serial"]
+    crl = x509.load_pem_x509_crl(kubectl.secret(SERVER_SECRET)["ca.crl"])
+    assert crl.get_revoked_certificate_by_serial_number(before["client_serial"]) is not None
     assert certificates.presented_serial() == after["server_serial"]
     assert after["backend_recorded_serial"] == str(after["client_serial"])
     assert not set(after["backend_pods"]) & set(before["backend_pods"])
