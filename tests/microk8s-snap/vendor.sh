@@ -43,12 +43,13 @@ fi
 [ $# -eq 7 ] || { echo "vendor.sh: the $release ingress addon installs Traefik's chart $chart_version and the Gateway API CRDs $gw_version: give the chart and gateway-api clones" >&2; exit 2; }
 chart_git=$6 gateway_git=$7
 # The chart as `helm package` reads it (its tests and docs left out) and the Gateway API
-# standard channel's CRDs with the script that concatenates them into standard-install.yaml.
+# standard channel's CRDs with the licence header that its release asset standard-install.yaml
+# puts before them (hack/build-install-yaml.sh; snap-layout concatenates them the same way).
 git -C "$chart_git" archive --prefix=traefik-helm-chart/ "v$chart_version" LICENSE traefik/.helmignore \
     traefik/Chart.yaml traefik/values.yaml traefik/values.schema.json traefik/crds traefik/templates |
     tar -x -C "$out"
 git -C "$gateway_git" archive --prefix=gateway-api/ "$gw_version" LICENSE config/crd/standard \
-    hack/build-install-yaml.sh hack/boilerplate/boilerplate.sh.txt |
+    hack/boilerplate/boilerplate.sh.txt |
     tar -x -C "$out"
 printf 'traefik/traefik-helm-chart %s v%s\nkubernetes-sigs/gateway-api %s %s\n' \
     "$(git -C "$chart_git" rev-parse "v$chart_version^{commit}")" "$chart_version" \
