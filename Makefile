@@ -26,7 +26,7 @@ TEST_TIERS = lint sanity docs-lint unit backstage-app-test cluster-test argspec-
 
 LOCKED := tests/run-locked
 
-.PHONY: help venv venv-runtime link-collection deploy test package-test $(TEST_TIERS) backstage-app-test constraints build docs clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default image-import-test demo images-test image-build-test fault-test lifecycle-test
+.PHONY: help venv venv-runtime link-collection deploy test package-test $(TEST_TIERS) backstage-app-test constraints build docs clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default molecule-laptop image-import-test demo images-test image-build-test fault-test lifecycle-test
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -117,12 +117,17 @@ molecule-cluster: venv  ## End to end: site.yml on the test cluster, idempotence
 # Laptop mode runs microk8s's own code over a bare test cluster on an instance of its own, which the
 # scenario wipes at the start and destroys at the end (gawk: microk8s's wrappers use it).
 MICROK8S_SNAP_INSTANCE ?= 1
-molecule-default: venv cluster-up  ## Laptop mode: the microk8s and image_import roles through microk8s's own wrappers and addons (instance MICROK8S_SNAP_INSTANCE)
+molecule-default: venv cluster-up  ## Laptop mode through microk8s's own wrappers and addons (instance MICROK8S_SNAP_INSTANCE): 1.32 with the microk8s and image_import roles, then 1.35 with the whole site.yml and Chromium
 	if tests/cluster/cluster status >/dev/null 2>&1; then eval "$$(tests/cluster/cluster env)"; fi; \
 	  $(LOCKED) $(BIN)/pytest tests/microk8s -rs
 	tests/ensure-packages.sh gawk
 	export MICROK8S_SNAP_INSTANCE=$(MICROK8S_SNAP_INSTANCE) TESTCLUSTER_INSTANCE=$(MICROK8S_SNAP_INSTANCE); \
-	  $(LOCKED) $(BIN)/molecule test -s default
+	  $(LOCKED) $(BIN)/molecule test -s default && $(LOCKED) $(BIN)/molecule test -s laptop
+
+molecule-laptop: venv  ## Only the 1.35 laptop scenario of molecule-default: the whole site.yml through microk8s 1.35's own code, in Chromium
+	tests/ensure-packages.sh gawk
+	export MICROK8S_SNAP_INSTANCE=$(MICROK8S_SNAP_INSTANCE) TESTCLUSTER_INSTANCE=$(MICROK8S_SNAP_INSTANCE); \
+	  $(LOCKED) $(BIN)/molecule test -s laptop
 
 image-import-test: venv cluster-up  ## image_import against a real containerd (the test cluster's when it is up), no-op re-run included
 	tests/image_import/setup-host.sh

@@ -26,7 +26,7 @@ A helm no-op must leave the Deployment's generation and pods as they were.
     .venv/bin/python bench/helm.py --rounds 3
 
 Prints one JSON document and a short summary. Needs `make venv`, the test cluster and Go (Helm is
-built once by bench/build-helm into $BACKSTAGE_K8S_CACHE/helm/); builds and imports the test images
+built once by tests/build-helm into $BACKSTAGE_K8S_CACHE/helm/); builds and imports the test images
 first. No secret reaches the controller: the chart mounts the Secret the pki role created.
 """
 
@@ -294,7 +294,7 @@ def main() -> int:
     args = parser.parse_args()
     stacks = [s for s in STACKS if s in args.stacks.split(',')]
 
-    helm = subprocess.run([str(REPO / 'bench' / 'build-helm')], check=True, capture_output=True,
+    helm = subprocess.run([str(REPO / 'tests' / 'build-helm')], check=True, capture_output=True,
                           text=True).stdout.strip()
     env = dict(os.environ)
     run_id = uuid.uuid4().hex[:6]
