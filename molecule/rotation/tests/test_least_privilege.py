@@ -35,8 +35,8 @@ def test_the_backend_logs_in_as_a_role_that_may_only_log_in_and_create_databases
 def test_the_backend_created_its_plugin_databases_as_that_role(certificates: Certificates) -> None:
     rows = certificates.query(
         "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE 'backstage\\_plugin\\_%'")["rows"]
-    assert "backstage_plugin_catalog" in [name for name, _ in rows], rows
-    assert {owner for _, owner in rows} == {DATABASE_USER}, rows
+    assert "backstage_plugin_catalog" in [row[0] for row in rows], rows
+    assert {row[1] for row in rows} == {DATABASE_USER}, rows
 
 
 def test_the_backend_role_cannot_run_a_program_with_copy(certificates: Certificates) -> None:
