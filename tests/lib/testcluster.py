@@ -333,7 +333,8 @@ def postgres_query(kubectl: Kubectl, sql: Optional[str] = None, database: Option
                    client: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
     """Log in to the PostgreSQL Service of kubectl's namespace through a port-forward, as the backend
     does (verified TLS, the client certificate of its Secret, or ``client``: its tls.crt, tls.key and
-    ca.crt), and run ``sql``; the module_utils result (rows, the server certificate)."""
+    ca.crt), and run ``sql``; the module_utils result (rows, the server certificate). The user is the
+    client certificate's CN, as PostgreSQL's cert authentication wants it."""
     # The collection as the virtualenv links it (tests/cluster's own tests do not need it).
     from ansible_collections.backstage.k8s.plugins.module_utils import _postgres_tls
 
@@ -342,7 +343,14 @@ def postgres_query(kubectl: Kubectl, sql: Optional[str] = None, database: Option
     with kubectl.port_forward("svc/postgres", 5432) as port:
         return _postgres_tls.connect_and_query(
             "127.0.0.1", port, f"postgres.{kubectl.namespace}.svc.cluster.local", client["ca.crt"],
-            client["tls.crt"], client["tls.key"], user=DATABASE_USER, database=database, query=sql)
+            client["tls.crt"], client["tls.key"], user=certificate_user(client["tls.crt"]), database=database,
+            query=sql)
+
+
+def certificate_user(certificate_pem: str) -> str:
+    """The CN of a client certificate: the database user it logs in as."""
+    subject = x509.load_pem_x509_certificate(certificate_pem.encode()).subject
+    return str(subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
 
 
 def presented_serial(kubectl: Kubectl) -> int:
