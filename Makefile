@@ -62,11 +62,12 @@ deploy: venv-runtime $(BIN)/.installed-build  ## Deploy Backstage (microk8s on t
 # instance. The run holds the cluster's lock for all its tiers; a tier started alone takes it
 # too, and another run finds it held and stops at once, saying so.
 # The test cluster's build (the longest part of a cold run, cached once done), then the test
-# images', start in the background at once and overlap the tiers that do not need them; the
-# tiers that do wait for them (each build holds a lock; nothing is built twice).
+# images' and Helm's (laptop mode's microk8s 1.35), start in the background at once and overlap
+# the tiers that do not need them; the tiers that do wait for them (each build holds a lock;
+# nothing is built twice).
 test:  ## Set up and run every test tier
 	mkdir -p "$(BACKSTAGE_K8S_CACHE)"
-	$(LOCKED) bash -c '{ tests/cluster/cluster build && tests/images/build all >/dev/null; } \
+	$(LOCKED) bash -c '{ tests/cluster/cluster build && tests/images/build all >/dev/null && tests/build-helm >/dev/null; } \
 	  >"$(BACKSTAGE_K8S_CACHE)/prebuild.log" 2>&1 & \
 	  for tier in $(TEST_TIERS); do start=$$SECONDS; $(MAKE) --no-print-directory $$tier || exit; \
 	    echo "make test: $$tier passed in $$((SECONDS - start)) s"; done; \
