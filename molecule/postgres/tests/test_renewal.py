@@ -15,7 +15,6 @@ from conftest import (
     SERVER_SECRET,
     STATEFULSET,
     conninfo,
-    make_leaf_like,
     pod_uid,
     psql,
     put_tls_secret,
@@ -23,6 +22,7 @@ from conftest import (
     secret_data,
     wait_statefulset_ready,
 )
+from testpki import make_leaf_like
 
 # The roles' defaults: 45-day leaves renewed once 30 days old.
 TTL_DAYS = 45

@@ -8,18 +8,14 @@ a client certificate, as the backend makes it.
 
 from __future__ import annotations
 
-import datetime
-from typing import Any
-
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.backstage.k8s.plugins.module_utils._postgres_tls import PostgresTlsError
 from conftest import Certificates
 from testcluster import CA_SECRET, Kubectl, postgres_query
+from testpki import make_client_cert
 
 DATABASE_USER = "backstage"
 
@@ -45,39 +41,19 @@ def test_the_backend_role_cannot_run_a_program_with_copy(certificates: Certifica
     assert "permission denied" in str(refused.value) or "must be superuser" in str(refused.value), refused.value
 
 
-def _client_certificate(common_name: str, ca_pem: bytes, ca_key_pem: bytes) -> dict[str, str]:
-    """A client certificate for common_name signed by the scenario's CA, as the pki role makes them."""
+def _client_secret_data(common_name: str, ca_pem: bytes, ca_key_pem: bytes) -> dict[str, str]:
+    """A client certificate for common_name signed by the scenario's CA, as postgres_query takes it."""
     ca = x509.load_pem_x509_certificate(ca_pem)
-    ca_key: Any = serialization.load_pem_private_key(ca_key_pem, password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return {
-        "tls.crt": certificate.public_bytes(serialization.Encoding.PEM).decode(),
-        "tls.key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()).decode(),
-        "ca.crt": ca_pem.decode(),
-    }
+    material = make_client_cert(common_name, ca, serialization.load_pem_private_key(ca_key_pem, password=None))
+    return {"tls.crt": material.certificate.decode(), "tls.key": material.key.decode(), "ca.crt": ca_pem.decode()}
 
 
 def test_the_superuser_cannot_log_in_over_the_network_even_with_a_certificate_from_the_ca(
         kubectl: Kubectl) -> None:
     ca = kubectl.secret(CA_SECRET)
-    superuser = _client_certificate("postgres", ca["tls.crt"], ca["tls.key"])
+    superuser = _client_secret_data("postgres", ca["tls.crt"], ca["tls.key"])
     # The same certificate with the backend's CN gets in: the refusal is about the user.
-    assert postgres_query(kubectl, "SELECT current_user", client=_client_certificate(
+    assert postgres_query(kubectl, "SELECT current_user", client=_client_secret_data(
         DATABASE_USER, ca["tls.crt"], ca["tls.key"]))["rows"] == [[DATABASE_USER]]
     with pytest.raises(PostgresTlsError, match='pg_hba.conf rejects connection .*user "postgres"'):
         postgres_query(kubectl, "SELECT 1", database="postgres", client=superuser)
