@@ -47,7 +47,7 @@ class ActionModule(ActionBase):
         self._task.args = args
         dummy, params = self.validate_argument_spec(argument_spec=K8S_GET_ARGUMENT_SPEC)
         client = api_client(params)
-        result.update(changed=False, api_found=True,
-                      resources=read(client, params['api_version'], params['kind'], params['name'],
-                                     params['namespace'], params['label_selectors']))
+        resources = read(client, params['api_version'], params['kind'], params['name'],
+                         params['namespace'], params['label_selectors'])
+        result.update(changed=False, api_found=resources is not None, resources=resources or [])
         return result

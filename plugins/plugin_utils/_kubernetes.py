@@ -24,7 +24,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.executor.module_common import _apply_action_arg_defaults
 
 try:
-    from kubernetes.dynamic.exceptions import NotFoundError
+    from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
     from ansible_collections.kubernetes.core.plugins.module_utils.apply import apply_patch
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
@@ -60,8 +60,14 @@ def api_client(args):
 
 
 def read(client, api_version, kind, name=None, namespace=None, label_selectors=None):
-    """The objects k8s_info would return (a list of dicts): one by name, or all matching the labels."""
-    resource = client.resource(kind, api_version)
+    """The objects k8s_info would return (a list of dicts): one by name, or all matching the labels.
+
+    None when the API server does not serve the kind (k8s_info's api_found false).
+    """
+    try:
+        resource = client.resource(kind, api_version)
+    except ResourceNotFoundError:
+        return None
     try:
         found = client.get(resource, name=name, namespace=namespace,
                            label_selector=','.join(label_selectors or []) or None)

@@ -387,6 +387,30 @@ def test_a_secret_written_by_a_client_side_apply_loses_its_annotation(
     assert after["data"] == secret["data"]
 
 
+def test_the_admission_policy_goes_when_turned_off_and_comes_back(
+        kubectl: Kubectl, namespace: str, tmp_path: Path) -> None:
+    name = f"backstage-cert-rotation-{namespace}"
+    kinds = ("validatingadmissionpolicy", "validatingadmissionpolicybinding")
+
+    def deployed() -> list[str]:
+        return [kind for kind in kinds
+                if kubectl.run("get", kind, name, "--ignore-not-found", "-o", "name", check=False).stdout.strip()]
+
+    def converge(*extra: str) -> dict[str, int]:
+        result = ansible_playbook(*CONVERGE, "--tags", "cert_rotation", *extra, env=converge_env(tmp_path), timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:]
+        return play_recap(result.stdout)
+
+    assert deployed() == list(kinds)
+    try:
+        assert converge("-e", "cert_rotation_admission_policy=false")["changed"] == 1
+        assert deployed() == []
+        assert converge("-e", "cert_rotation_admission_policy=false")["changed"] == 0
+    finally:
+        converge()
+    assert deployed() == list(kinds)
+
+
 # --------------------------------------------------------------------------- refusals
 
 
