@@ -47,6 +47,7 @@ from testcluster import wait_until  # noqa: E402  (tests/lib)
 
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build"
+EE_REQUIREMENTS = HERE.parents[1] / "images" / "execution-environment" / "requirements-ee.txt"
 IMAGES = ("postgres", "backstage-backend", "backstage-frontend", "ee")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="building images and runc need root")
@@ -591,6 +592,25 @@ def test_execution_environment_runs_the_collections_modules_offline(
     assert "couldn't resolve module" not in out.lower(), out
     assert "FAILED" in out and ("kubeconfig" in out.lower() or "configuration" in out.lower()), out
     assert re.search(r"localhost\s*:\s*ok=1\s+changed=0\s+unreachable=0\s+failed=0", out), out
+
+
+def _distribution(name: str) -> str:
+    """A distribution's name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_execution_environment_holds_exactly_the_hashed_python_packages(unpack: Callable[[str], Bundle]) -> None:
+    """Every package pip installed is the one requirements-ee.txt pins (with its files' sha256), and
+    nothing else: a requirement missing from that list would have failed the build."""
+    pinned = set(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)",
+                            EE_REQUIREMENTS.read_text(), flags=re.MULTILINE))
+    root = unpack("ee").path / "rootfs"
+    installed = set()
+    for metadata in root.glob("usr/local/lib/python3*/*-packages/*.dist-info/METADATA"):
+        fields = dict(line.split(": ", 1) for line in metadata.read_text().splitlines()[:5] if ": " in line)
+        installed.add((_distribution(fields["Name"]), fields["Version"]))
+    assert installed - {d for d in installed if d[0] in ("pip", "setuptools", "wheel")} == {
+        (_distribution(name), version) for name, version in pinned}
 
 
 def test_an_unchanged_execution_environment_is_reused_not_rebuilt(images: dict[str, Image]) -> None:

@@ -387,6 +387,17 @@ def test_a_secret_written_by_a_client_side_apply_loses_its_annotation(
     assert after["data"] == secret["data"]
 
 
+def test_a_false_flag_given_as_text_on_the_command_line_is_false(k8s_json, tmp_path: Path) -> None:
+    # `-e pki_ca_replace=false` arrives as the string "false", which Jinja takes for true.
+    before = k8s_json("secret", "backstage-pki-ca")
+    result = ansible_playbook(*CONVERGE, "--tags", "pki", "-e", "pki_ca_replace=false",
+                              env=converge_env(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert play_recap(result.stdout)["changed"] == 0, result.stdout[-3000:]
+    after = k8s_json("secret", "backstage-pki-ca")
+    assert (after["metadata"]["uid"], after["data"]) == (before["metadata"]["uid"], before["data"])
+
+
 def test_the_admission_policy_goes_when_turned_off_and_comes_back(
         kubectl: Kubectl, namespace: str, tmp_path: Path) -> None:
     name = f"backstage-cert-rotation-{namespace}"
