@@ -453,8 +453,7 @@ ROLES = {
         Role("postgres", "postgres_namespace", ("List the cluster's StorageClasses", "Check that the StorageClass exists"),
              control_completes=True),
         Role("backstage", "backstage_namespace", control_completes=True),
-        Role("cert_rotation", "cert_rotation_namespace", ("Check that the runner image is set",),
-             control_completes=True),
+        Role("cert_rotation", "cert_rotation_namespace", control_completes=True),
         Role("postgres_backup", "postgres_backup_namespace", control_completes=True),
         # Its checks are the first task of tasks/main.yml (a role of one file).
         Role("uninstall", "uninstall_namespace", ("Check the namespace and the instance",), control_completes=True),
