@@ -148,7 +148,7 @@ rotation-test: venv  ## Certificate rotation: postgres_server_certificate on a r
 	$(BIN)/pytest tests/rotation
 	eval "$$(tests/cluster/cluster env)" && $(LOCKED) $(BIN)/molecule test -s rotation
 
-fault-test: venv cluster-up  ## Fault tests (long, not in make test): PostgreSQL pod deleted under writes, rotation killed mid-way, cluster restart (instance 2), changed variables
+fault-test: venv cluster-up  ## Fault tests (long, not in make test): PostgreSQL pod deleted under writes, rotation killed mid-way, site.yml killed after pki, cluster restart (instance 2), changed variables
 	$(LOCKED) $(BIN)/pytest tests/faults -p no:cacheprovider -rs
 
 lifecycle-test: venv cluster-up  ## Long, not in make test: backup (to a volume and to SeaweedFS's S3), restore into a fresh namespace, refused and upgraded PostgreSQL majors (15 to 17), uninstall and reinstall, on the test cluster

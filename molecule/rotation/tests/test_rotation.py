@@ -24,6 +24,7 @@ from conftest import BACKEND, BACKEND_SELECTOR, CRONJOB, POSTGRES_SELECTOR, Cert
 from testcluster import CA_SECRET, CLIENT_SECRET, SERVER_SECRET, Kubectl, postgres_query, wait_until
 
 SERIAL_ANNOTATION = "backstage.k8s/postgres-client-certificate-serial"
+SERVER_SERIAL_ANNOTATION = "backstage.k8s/postgres-server-certificate-serial"
 ROTATION_SA = CRONJOB
 
 
@@ -48,6 +49,8 @@ def state(k8s: Callable[..., Any], certificates: Certificates) -> dict[str, Any]
         "backend_pods": sorted(p["metadata"]["uid"] for p in k8s("pods", "-l", BACKEND_SELECTOR)["items"]
                                if p["metadata"].get("deletionTimestamp") is None),
         "postgres_generation": k8s("statefulset", "postgres")["metadata"]["generation"],
+        "postgres_recorded_serial": k8s("statefulset", "postgres")["metadata"].get("annotations", {})
+        .get(SERVER_SERIAL_ANNOTATION),
         "postgres_pod": postgres_pod["metadata"]["uid"],
         "postgres_restarts": postgres_pod["status"]["containerStatuses"][0]["restartCount"],
     }
@@ -191,9 +194,14 @@ def test_rotation_account_may_restart_a_workload(kubectl: Kubectl, namespace: st
     assert result.returncode == 0, result.stderr
 
 
-def test_rotation_account_may_record_the_client_serial(kubectl: Kubectl, namespace: str) -> None:
-    result = patch_as_rotation(kubectl, namespace, f"deployment/{BACKEND}",
-                               {"metadata": {"annotations": {SERIAL_ANNOTATION: "1234"}}}, "merge")
+RECORDS = {f"deployment/{BACKEND}": SERIAL_ANNOTATION, "statefulset/postgres": SERVER_SERIAL_ANNOTATION}
+
+
+@pytest.mark.parametrize("target", list(RECORDS))
+def test_rotation_account_may_record_the_serial_a_workload_runs_with(kubectl: Kubectl, namespace: str,
+                                                                     target: str) -> None:
+    result = patch_as_rotation(kubectl, namespace, target, {"metadata": {"annotations": {RECORDS[target]: "1234"}}},
+                               "merge")
     assert result.returncode == 0, result.stderr
 
 
@@ -292,6 +300,7 @@ def test_a_run_when_certificates_are_fresh_changes_nothing(
         rotate: Rotate, k8s: Callable[..., Any], certificates: Certificates) -> None:
     before = state(k8s, certificates)
     assert before["backend_recorded_serial"] == str(before["client_serial"]), "converge records the serial"
+    assert before["postgres_recorded_serial"] == str(before["server_serial"]), "converge records the serial"
     result = rotate(log_name="fresh-run")
     assert "nothing was due" in result.stdout
     assert "already current" in result.stdout
@@ -325,6 +334,8 @@ def test_forced_rotation_renews_both_certificates_and_reloads_and_restarts_witho
     assert certificates.presented_serial() == after["server_serial"]
     assert after["postgres_pod"] == before["postgres_pod"]
     assert after["postgres_restarts"] == before["postgres_restarts"]
+    # The StatefulSet records what PostgreSQL presents: site.yml will not restart it for nothing.
+    assert after["postgres_recorded_serial"] == str(after["server_serial"])
 
     # The backend was rolled: every pod is new, Ready, and connects with the new client certificate.
     assert not set(after["backend_pods"]) & set(before["backend_pods"])
