@@ -10,13 +10,17 @@ the other fault tests'."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 
 from conftest import (
     CA_SECRET, CLIENT_SECRET, SERVER_SECRET, Deployment, assert_leaf_secrets_consistent,
@@ -41,58 +45,106 @@ def pem_certificates(data: str) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(data.encode())
 
 
-def crl_issuers(data: str) -> list[x509.Name]:
-    blocks = re.findall(r"-----BEGIN X509 CRL-----.*?-----END X509 CRL-----", data, re.DOTALL)
-    return [x509.load_pem_x509_crl(block.encode()).issuer for block in blocks]
+def rollover_state(deployment: Deployment, old_ca: x509.Certificate) -> dict[str, Any]:
+    """Where the rollover stands, from the Secrets: whether the CA Secret keeps a previous CA, the
+    CAs each leaf's ca.crt holds and the CA that issued each leaf ("old", "new"), and whose CRLs
+    the server's ca.crl holds."""
+    ca_data = deployment.secret(CA_SECRET)
+    signer = pem_certificates(ca_data["tls.crt"])[0]
+    names = {old_ca.subject.rfc4514_string() + old_ca.fingerprint(hashes.SHA256()).hex(): "old",
+             signer.subject.rfc4514_string() + signer.fingerprint(hashes.SHA256()).hex(): "new"}
+
+    def name(certificate: x509.Certificate) -> str:
+        return names.get(certificate.subject.rfc4514_string() + certificate.fingerprint(hashes.SHA256()).hex(), "?")
+
+    def issuer(certificate: x509.Certificate) -> str:
+        for ca, label in ((signer, "new"), (old_ca, "old")):
+            try:
+                certificate.verify_directly_issued_by(ca)
+                return label
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+        return "?"
+
+    state: dict[str, Any] = {"previous": "previous.key" in ca_data, "signer": name(signer),
+                             "ca_bundle": [name(c) for c in pem_certificates(ca_data["ca.crt"])]}
+    for secret in (SERVER_SECRET, CLIENT_SECRET):
+        data = deployment.secret(secret)
+        state[secret] = {"ca.crt": [name(c) for c in pem_certificates(data["ca.crt"])],
+                         "issuer": issuer(pem_certificates(data["tls.crt"])[0])}
+    crls = [x509.load_pem_x509_crl(b.encode()) for b in
+            re.findall(r"-----BEGIN X509 CRL-----.*?-----END X509 CRL-----", deployment.secret(SERVER_SECRET)["ca.crl"],
+                       re.DOTALL)]
+    state["crl_signers"] = sorted(label for crl in crls for ca, label in ((signer, "new"), (old_ca, "old"))
+                                  if crl.is_signature_valid(ca.public_key()))
+    return state
+
+
+def expected_state(previous: bool, bundle: list[str], issuer: str, crl_signers: list[str]) -> dict[str, Any]:
+    leaf = {"ca.crt": bundle, "issuer": issuer}
+    return {"previous": previous, "signer": "new", "ca_bundle": bundle, SERVER_SECRET: leaf, CLIENT_SECRET: leaf,
+            "crl_signers": crl_signers}
+
+
+# After each rotation run: the new CA signs, both are trusted and the leaves still come from the
+# old one; then from the new one; then the old CA is gone.
+EXPECTED = {
+    "start": expected_state(True, ["new", "old"], "old", ["new", "old"]),
+    "reissue": expected_state(True, ["new", "old"], "new", ["new", "old"]),
+    "drop": expected_state(False, ["new"], "new", ["new"]),
+}
 
 
 @pytest.fixture(scope="module")
-def rollover_deployment() -> Deployment:
+def rollover_deployment() -> Iterator[Deployment]:
+    """BACKSTAGE_K8S_FAULTS_REUSE=1 keeps the namespace (as the other fault tests do)."""
+    reuse = os.environ.get("BACKSTAGE_K8S_FAULTS_REUSE") == "1"
     deployment = Deployment(Cluster(), namespace="backstage-carollover", host="backstage-carollover.localhost")
-    deployment.delete_namespace()
+    if not reuse:
+        deployment.delete_namespace()
     deployment.deploy("ca-rollover-deploy", **FIRST)
     deployment.wait_until_answering(300)
     yield deployment
-    deployment.delete_namespace()
+    if not reuse:
+        deployment.delete_namespace()
 
 
 def test_the_ca_rolls_over_before_it_expires_with_no_failed_request(rollover_deployment: Deployment) -> None:
     deployment = rollover_deployment
     old_ca = pem_certificates(deployment.secret(CA_SECRET)["tls.crt"])[0]
     old_client = deployment.secret(CLIENT_SECRET)
+    assert pem_certificates(old_client["ca.crt"]) == [old_ca]
     # The rotation CronJob gets the new window; this run itself holds the rollover.
     recap = deployment.deploy("ca-rollover-settings", **ROLLOVER, pki_ca_rollover_step=False)
-    assert "CA rollover" not in recap.site_output
-    assert deployment.secret(CA_SECRET)["tls.crt"] == old_client["ca.crt"]
+    assert "CA rollover: " not in recap.site_output
+    assert pem_certificates(deployment.secret(CA_SECRET)["tls.crt"]) == [old_ca]
 
     probe = availability.Probe(deployment.url, deployment.host).start()
-    reports, timings = [], {}
+    states, timings = {}, {}
     try:
         for phase in PHASES:
             started = time.monotonic()
-            result = deployment.rotate(f"ca-rollover-{phase}")
+            deployment.rotate(f"ca-rollover-{phase}")
             timings[phase] = round(time.monotonic() - started, 1)
-            reports.append(re.findall(r"CA rollover: (\w+)", result.stdout))
-            log(f"rotation ({phase}) took {timings[phase]} s: {reports[-1]}")
+            states[phase] = rollover_state(deployment, old_ca)
+            log(f"rotation ({phase}) took {timings[phase]} s: {states[phase]}")
         result = deployment.rotate("ca-rollover-after")
     finally:
         availability_result = probe.stop()
-    write_artifact("ca-rollover.json", {"availability": availability_result, "phases": reports,
+    write_artifact("ca-rollover.json", {"availability": availability_result, "states": states,
                                         "rotation_s": timings})
-    assert [phase[:1] for phase in reports] == [[p] for p in PHASES], reports
+    assert states == EXPECTED
     assert availability_result["requests"] > 100, availability_result
     assert availability_result["failed"] == 0, availability_result
-    assert "CA rollover" not in result.stdout and "nothing was due" in result.stdout
+    # A fourth run finds nothing to do.
+    assert rollover_state(deployment, old_ca) == EXPECTED["drop"]
+    assert "nothing was due" in result.stdout
 
     # The new CA alone, in the CA Secret and in every bundle; the old key is gone.
     ca_data = deployment.secret(CA_SECRET)
     assert not {"previous.crt", "previous.key"} & set(ca_data)
     new_ca = pem_certificates(ca_data["tls.crt"])[0]
     assert new_ca != old_ca and new_ca.public_key() != old_ca.public_key()
-    assert pem_certificates(ca_data["ca.crt"]) == [new_ca]
-    for name in (SERVER_SECRET, CLIENT_SECRET):
-        assert pem_certificates(deployment.secret(name)["ca.crt"]) == [new_ca], name
-    assert crl_issuers(deployment.secret(SERVER_SECRET)["ca.crl"]) == [new_ca.subject]
     serials = assert_leaf_secrets_consistent(deployment)
     assert_workloads_use_the_secrets(deployment, serials)
     assert deployment.answers()
@@ -100,8 +152,7 @@ def test_the_ca_rolls_over_before_it_expires_with_no_failed_request(rollover_dep
     # A client certificate of the old CA (still within its lifetime) is refused by PostgreSQL;
     # the same connection with the current one works.
     with pytest.raises(Exception) as refused:
-        postgres_query(deployment.kubectl, "SELECT 1",
-                       client={**old_client, "ca.crt": ca_data["ca.crt"]})
+        postgres_query(deployment.kubectl, "SELECT 1", client={**old_client, "ca.crt": ca_data["ca.crt"]})
     log(f"old CA's client certificate refused: {refused.value!r}"[:300])
     assert postgres_query(deployment.kubectl, "SELECT 1")["rows"] == [["1"]]
 
