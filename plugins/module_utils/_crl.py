@@ -17,6 +17,7 @@ the pki role runs (from site.yml and from the rotation job). Plain functions tha
 from __future__ import annotations
 
 import datetime
+import re
 import traceback
 import typing as t
 
@@ -25,6 +26,7 @@ from ansible_collections.backstage.k8s.plugins.module_utils._certificate import 
     CertificateError,
     format_time,
     load_certificate,
+    load_certificates,
     utcnow,
 )
 
@@ -143,32 +145,63 @@ def _revocation_date(entry: x509.RevokedCertificate) -> datetime.datetime:
     return entry.revocation_date.replace(tzinfo=datetime.timezone.utc)
 
 
-def read(crl_pem: str, ca_certificate: str) -> dict[str, t.Any]:
-    """What a caller needs to decide whether to re-issue the CRL.
+_CRL_PEM = re.compile(r'-----BEGIN X509 CRL-----.*?-----END X509 CRL-----', re.DOTALL)
 
-    ``usable`` is true when ``crl_pem`` is a PEM CRL whose signature verifies with the CA's key
-    and whose issuer is the CA; ``problem`` says why not (empty input: "there is no CRL").
-    ``next_update`` and ``revoked`` (``serial_number``, ``revocation_date``) as read.
-    """
+
+def _read_one(crls: list[x509.CertificateRevocationList], ca: x509.Certificate) -> dict[str, t.Any]:
+    """``read``'s answer for one CA: the first of ``crls`` issued and signed by it."""
     result: dict[str, t.Any] = {'usable': False, 'problem': '', 'next_update': '', 'revoked': []}
-    if not crl_pem or not crl_pem.strip():
-        result['problem'] = 'there is no CRL'
-        return result
-    ca = _load_ca(ca_certificate)
-    try:
-        crl = x509.load_pem_x509_crl(crl_pem.encode('utf-8'))
-    except ValueError as exc:
-        result['problem'] = 'the CRL cannot be read ({0})'.format(exc)
+    for crl in crls:
+        if crl.issuer == ca.subject and crl.is_signature_valid(ca.public_key()):
+            break
+    else:
+        result['problem'] = 'the CRL is not signed by the CA {0}'.format(ca.subject.rfc4514_string())
         return result
     next_update = _update_time(crl, 'next_update')
     result['next_update'] = format_time(next_update) if next_update else ''
     result['revoked'] = [{'serial_number': entry.serial_number, 'revocation_date': format_time(_revocation_date(entry))}
                          for entry in crl]
-    if crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key()):
-        result['problem'] = 'the CRL is not signed by the CA {0}'.format(ca.subject.rfc4514_string())
-        return result
     if not next_update:
         result['problem'] = 'the CRL has no next update'
         return result
     result['usable'] = True
+    return result
+
+
+def read(crl_pem: str, ca_certificate: str) -> dict[str, t.Any]:
+    """What a caller needs to decide whether to re-issue the CRL.
+
+    ``ca_certificate`` is one CA or a bundle of CAs (during a CA rollover PostgreSQL trusts an old
+    and a new CA, and OpenSSL then needs a CRL from each), and ``crl_pem`` one PEM CRL or several.
+    ``usable`` is true when, for every CA, a CRL issued by it verifies with its key and has a next
+    update; ``problem`` says why not (empty input: "there is no CRL"). ``next_update`` is the
+    earliest of those CRLs', ``revoked`` (``serial_number``, ``revocation_date``) what the CRLs
+    that verify list, each serial once with its earliest date (what a new CRL may keep).
+    """
+    result: dict[str, t.Any] = {'usable': False, 'problem': '', 'next_update': '', 'revoked': []}
+    if not crl_pem or not crl_pem.strip():
+        result['problem'] = 'there is no CRL'
+        return result
+    try:
+        cas = load_certificates(ca_certificate, 'the CA certificate')
+    except CertificateError as exc:
+        raise CrlError(str(exc))
+    blocks = _CRL_PEM.findall(crl_pem) or [crl_pem]
+    try:
+        crls = [x509.load_pem_x509_crl(block.encode('utf-8')) for block in blocks]
+    except ValueError as exc:
+        result['problem'] = 'the CRL cannot be read ({0})'.format(exc)
+        return result
+    answers = [_read_one(crls, ca) for ca in cas]
+    dates: dict[int, str] = {}
+    for answer in answers:
+        for entry in answer['revoked']:
+            serial = entry['serial_number']
+            dates[serial] = min(entry['revocation_date'], dates.get(serial, entry['revocation_date']))
+    result['revoked'] = [{'serial_number': serial, 'revocation_date': dates[serial]} for serial in sorted(dates)]
+    updates = [answer['next_update'] for answer in answers if answer['next_update']]
+    result['next_update'] = min(updates) if updates else ''
+    problems = [answer['problem'] for answer in answers if answer['problem']]
+    result['problem'] = problems[0] if problems else ''
+    result['usable'] = not problems
     return result

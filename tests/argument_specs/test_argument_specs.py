@@ -154,9 +154,9 @@ IMAGE_IMPORT = [
 
 PKI = [
     *(spec_type("pki", var, "forty", "int")
-      for var in ("pki_leaf_ttl_days", "pki_leaf_renew_after_days", "pki_ca_ttl_days")),
+      for var in ("pki_leaf_ttl_days", "pki_leaf_renew_after_days", "pki_ca_ttl_days", "pki_ca_renew_days_left")),
     *(spec_type("pki", var, "maybe", "bool")
-      for var in ("pki_manage_namespace", "pki_ca_replace", "pki_force_rotation")),
+      for var in ("pki_manage_namespace", "pki_ca_replace", "pki_force_rotation", "pki_ca_rollover_step")),
     spec_type("pki", "pki_postgres_extra_sans", {"DNS": "db.example.com"}, "list"),
     spec_type("pki", "pki_common_labels", ["app.kubernetes.io/instance"], "dict"),
     Case("pki", "pki_namespace-not-a-dns-label", {"pki_namespace": "Backstage_NS"}, "validate",
@@ -171,6 +171,10 @@ PKI = [
          ("pki_leaf_ttl_days (4000), which must be less than pki_ca_ttl_days (3650)",)),
     Case("pki", "leaf-ttl-over-397-days", {"pki_leaf_ttl_days": 398, "pki_ca_ttl_days": 3650}, "validate",
          ("pki_leaf_ttl_days (398)", "A leaf lives at most 397 days")),
+    Case("pki", "ca-renewal-window-not-above-leaf-ttl", {"pki_ca_renew_days_left": 45}, "validate",
+         ("pki_ca_renew_days_left (45) days left, which must be more than pki_leaf_ttl_days",)),
+    Case("pki", "ca-renewal-window-not-below-ca-ttl", {"pki_ca_renew_days_left": 3650}, "validate",
+         ("pki_ca_renew_days_left (3650) days left", "less than pki_ca_ttl_days (else a new CA is due at once)")),
     Case("pki", "ca-ttl-over-10-years", {"pki_ca_ttl_days": 3651}, "validate",
          ("pki_ca_ttl_days (3651)", "the CA at most 3650")),
     Case("pki", "pki_ca_secret_name-not-a-name", {"pki_ca_secret_name": "CA_Secret"}, "validate",

@@ -89,6 +89,8 @@ def backend_connections_use(certificates: Certificates, k8s: Callable[..., Any],
 
 ALLOWED = [
     ("get", f"secret/{CA_SECRET}"),
+    # A CA rollover renews the CA.
+    ("patch", f"secret/{CA_SECRET}"),
     ("get", f"secret/{SERVER_SECRET}"),
     ("patch", f"secret/{SERVER_SECRET}"),
     ("get", f"secret/{CLIENT_SECRET}"),
@@ -103,7 +105,6 @@ DENIED = [
     ("list", "secrets"),
     ("watch", "secrets"),
     ("create", "secrets"),
-    ("patch", f"secret/{CA_SECRET}"),
     ("update", f"secret/{CA_SECRET}"),
     ("delete", f"secret/{CA_SECRET}"),
     ("delete", f"secret/{SERVER_SECRET}"),
@@ -217,7 +218,7 @@ def b64(data: bytes) -> str:
 
 SECRET_PATCHES_DENIED = {
     "another key": {"data": {"extra": b64(b"x")}},
-    "another CA": {"data": {"ca.crt": b64(b"-----BEGIN CERTIFICATE-----\nnot the CA\n-----END CERTIFICATE-----\n")}},
+    "the previous CA": {"data": {"previous.crt": b64(b"-----BEGIN CERTIFICATE-----\nnot the CA\n-----END CERTIFICATE-----\n")}},
     "labels": {"metadata": {"labels": {"extra": "x"}}},
 }
 SECRET_CASES = [(s, c) for s in (SERVER_SECRET, CLIENT_SECRET) for c in SECRET_PATCHES_DENIED]

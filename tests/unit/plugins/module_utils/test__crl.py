@@ -141,3 +141,36 @@ def test_a_key_that_is_not_the_cas_is_refused_without_showing_it(pki, ca, now) -
     assert 'PRIVATE KEY' not in str(raised.value)
     with pytest.raises(CrlError, match='not an unencrypted PEM private key'):
         sign(ca.pem, 'not a key', [], later(now))
+
+
+# -- CA rollover: PostgreSQL trusts an old and a new CA at once ---------------------------------
+
+@pytest.fixture(scope='module')
+def new_ca(pki):
+    return pki.ca('backstage.k8s private CA (new)')
+
+
+def test_during_a_rollover_a_client_of_the_old_ca_needs_a_crl_signed_by_the_old_ca(pki, ca, new_ca, now, server) -> None:
+    """Why the old CA's key is kept until the rollover drops it: with both CAs trusted, OpenSSL
+    refuses a client certificate whose issuer has no CRL, and only the old key can sign one."""
+    bundle = new_ca.pem + ca.pem
+    old_client, new_client = pki.client(ca), pki.client(new_ca)
+    new_only = sign(new_ca.pem, new_ca.key_pem, [], later(now), now=now)
+    both = new_only + sign(ca.pem, ca.key_pem, [], later(now), now=now)
+    assert 'unable to get certificate CRL' in (handshake(bundle, new_only, server, old_client) or '')
+    assert handshake(bundle, both, server, old_client) is None
+    assert handshake(bundle, both, server, new_client) is None
+
+
+def test_read_wants_a_usable_crl_from_every_ca_of_the_bundle(pki, ca, new_ca, now) -> None:
+    old_crl = sign(ca.pem, ca.key_pem, ['7'], later(now, 10), now=now)
+    new_crl = sign(new_ca.pem, new_ca.key_pem, ['7', '9'], later(now), now=now)
+    bundle = new_ca.pem + ca.pem
+    info = read(new_crl + old_crl, bundle)
+    assert info['usable'] and info['problem'] == ''
+    assert info['next_update'] == later(now, 10)
+    assert [entry['serial_number'] for entry in info['revoked']] == [7, 9]
+    # The old CA's CRL alone (the first run of a rollover): not usable, its entries kept.
+    info = read(old_crl, bundle)
+    assert not info['usable'] and info['problem'].startswith('the CRL is not signed by the CA')
+    assert [entry['serial_number'] for entry in info['revoked']] == [7]
