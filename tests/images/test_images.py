@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -48,6 +49,7 @@ from testcluster import wait_until  # noqa: E402  (tests/lib)
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build"
 EE_REQUIREMENTS = HERE.parents[1] / "images" / "execution-environment" / "requirements-ee.txt"
+EE_DEFINITION = EE_REQUIREMENTS.with_name("execution-environment.yml")
 IMAGES = ("postgres", "backstage-backend", "backstage-frontend", "ee")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="building images and runc need root")
@@ -611,6 +613,12 @@ def test_execution_environment_holds_exactly_the_hashed_python_packages(unpack: 
         installed.add((_distribution(fields["Name"]), fields["Version"]))
     assert installed - {d for d in installed if d[0] in ("pip", "setuptools", "wheel")} == {
         (_distribution(name), version) for name, version in pinned}
+
+
+def test_the_execution_environments_base_is_pinned_by_digest() -> None:
+    """A user's build gets the base the definition names and no other: a tag alone could move."""
+    base = yaml.safe_load(EE_DEFINITION.read_text())["images"]["base_image"]["name"]
+    assert re.fullmatch(r"[a-z0-9./_:-]+@sha256:[0-9a-f]{64}", base), base
 
 
 def test_an_unchanged_execution_environment_is_reused_not_rebuilt(images: dict[str, Image]) -> None:
