@@ -67,6 +67,8 @@ class Case(NamedTuple):
     gap: str | None = None
     # The gap lets the role go on and create the case's namespace.
     gap_creates_namespace: bool = False
+    # site.yml's --tags (only the checks of the roles they select run).
+    tags: str | None = None
 
 
 def spec_type(role: str, var: str, value: Any, wanted: str) -> Case:
@@ -837,6 +839,11 @@ SITE_CASES = [
          ("The roles disagree on the namespace", '"postgres_backup_namespace": "elsewhere"')),
     Case("site", "postgres_storage_class-missing", {"postgres_storage_class": "no-such-storage-class"}, "validate",
          ("StorageClass 'no-such-storage-class' does not exist in the cluster",)),
+    # With --tags only the selected roles' checks run, and the rules between the roles always do.
+    Case("site", "backstage_replicas-zero-tags-backstage", {"backstage_replicas": 0}, "validate",
+         ("keep backstage_replicas and backstage_frontend_replicas at 1 or more",), tags="backstage"),
+    Case("site", "pki_database_user-alone-tags-backstage", {"pki_database_user": "backstage"}, "validate",
+         ("The roles disagree on the database user",), tags="backstage"),
 ]
 SITE_CONTROL = Case("site", "valid-input", {}, "", ())
 
@@ -886,7 +893,7 @@ def site_runs(cluster: Cluster) -> Iterator[dict[str, SiteRun]]:
         }
         (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(group_vars))
         command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "site.yml"),
-                   *(["--check"] if case is SITE_CONTROL else [])]
+                   *(["--check"] if case is SITE_CONTROL else []), *(["--tags", case.tags] if case.tags else [])]
         started[case.id] = (namespace, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                         text=True, env=env, cwd=workdir))
     runs = {}
