@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import shutil
 import socket
 import ssl
@@ -25,6 +26,8 @@ import typing as t
 
 SSL_REQUEST_CODE = 80877103
 PROTOCOL_VERSION = 196608  # 3.0
+LOGIN_ATTEMPTS = 3
+REFUSAL_WAIT = 0.5  # seconds
 
 
 typing_socket = t.Any
@@ -34,13 +37,21 @@ class PostgresTlsError(Exception):
     """A failure a person can act on: the message says what went wrong and where."""
 
 
+class _ServerClosed(PostgresTlsError):
+    pass
+
+
+class _ClosedBeforeLogin(PostgresTlsError):
+    pass
+
+
 def _recv_exactly(sock: typing_socket, size: int) -> bytes:
     chunks = []
     remaining = size
     while remaining > 0:
         chunk = sock.recv(remaining)
         if not chunk:
-            raise PostgresTlsError('the server closed the connection')
+            raise _ServerClosed('the server closed the connection')
         chunks.append(chunk)
         remaining -= len(chunk)
     return b''.join(chunks)
@@ -151,6 +162,24 @@ def _simple_query(sock: ssl.SSLSocket, query: str) -> list[list[str | None]]:
     return rows
 
 
+def _raise_refusal(sock: ssl.SSLSocket, wait: float, timeout: float) -> None:
+    """Raise the server's refusal of the client certificate if one arrives within ``wait`` seconds."""
+    readable = select.select([sock], [], [], wait)[0]
+    if not readable:
+        return
+    sock.setblocking(False)
+    try:
+        if not sock.recv(1):
+            raise _ClosedBeforeLogin('the server closed the connection')
+        raise PostgresTlsError('the server sent data before the login')
+    except (ssl.SSLEOFError, ConnectionResetError) as exc:
+        raise _ClosedBeforeLogin(str(exc))
+    except ssl.SSLWantReadError:
+        pass  # a TLS record with no data for the client (a session ticket): no refusal
+    finally:
+        sock.settimeout(timeout)
+
+
 def connect_and_query(
     host: str,
     port: int,
@@ -171,6 +200,28 @@ def connect_and_query(
     """
     context = _tls_context(ca_certificate, client_certificate, client_key)
     where = '{0}:{1}'.format(host, port)
+    # Under TLS 1.3 the server judges the client certificate after the client has finished its
+    # handshake, and its alert (unknown ca, certificate revoked) races the client's first
+    # message: a server that closes with that message unread sends a reset, which can discard
+    # the alert. A second attempt waits for a refusal before it sends anything.
+    closed = None
+    for attempt in range(LOGIN_ATTEMPTS):
+        try:
+            return _connect_and_query_once(context, where, host, port, server_name, client_certificate,
+                                           user, database, query, timeout,
+                                           refusal_wait=REFUSAL_WAIT if attempt else 0.0)
+        except _ClosedBeforeLogin as exc:
+            closed = exc
+    raise PostgresTlsError(
+        'PostgreSQL at {0} closed the connection after the TLS handshake, before {1} was logged in, '
+        '{2} times without a reason ({3}): the server refuses the client certificate (signed by '
+        'a CA it does not trust, revoked or expired) or closes connections'.format(
+            where, user, LOGIN_ATTEMPTS, closed))
+
+
+def _connect_and_query_once(context: ssl.SSLContext, where: str, host: str, port: int, server_name: str,
+                            client_certificate: str | None, user: str, database: str | None,
+                            query: str | None, timeout: float, refusal_wait: float) -> dict[str, t.Any]:
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
@@ -191,10 +242,15 @@ def connect_and_query(
         result: dict[str, t.Any] = {'server_certificate': _describe_certificate(sock), 'rows': None}
         if not client_certificate:
             return result
+        if refusal_wait:
+            _raise_refusal(sock, refusal_wait, timeout)
         startup = _cstring('user') + _cstring(user) + _cstring('database') + _cstring(database or user) + b'\x00'
-        sock.sendall(struct.pack('!II', len(startup) + 8, PROTOCOL_VERSION) + startup)
-        while True:
+        try:
+            sock.sendall(struct.pack('!II', len(startup) + 8, PROTOCOL_VERSION) + startup)
             kind, payload = _read_message(sock)
+        except (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError, _ServerClosed) as exc:
+            raise _ClosedBeforeLogin(str(exc) or type(exc).__name__)
+        while True:
             if kind == b'E':
                 raise PostgresTlsError('PostgreSQL at {0} refused {1}: {2}'.format(where, user, _error_message(payload)))
             if kind == b'R':
@@ -205,6 +261,7 @@ def connect_and_query(
                         'its pg_hba.conf does not use cert authentication for this user'.format(where, user, code))
             elif kind == b'Z':
                 break
+            kind, payload = _read_message(sock)
         if query:
             result['rows'] = _simple_query(sock, query)
         sock.sendall(b'X' + struct.pack('!I', 4))

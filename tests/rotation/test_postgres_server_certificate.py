@@ -11,8 +11,10 @@ import os
 import pwd
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -202,6 +204,46 @@ def test_what_tls_or_postgresql_refuses_fails_with_a_message(
             Issuer("other CA").pem if change.get("other_ca") else ca.pem, cert_pem, key_pem,
             user=change.get("user", "postgres"), query=change.get("query", "SELECT 1"), timeout=5,
         )
+    assert "PRIVATE KEY" not in str(raised.value)
+
+
+def test_a_close_without_a_reason_after_the_handshake_is_tried_again_and_explained(
+        ca: Issuer, client: tuple[str, str], tmp_path: Path) -> None:
+    # A TLS 1.3 server that takes the client certificate and closes without an alert: what the
+    # client sees when a refusal's alert loses the race with its first message.
+    cert_pem, key_pem = ca.issue("postgres", server=True)[1:]
+    (tmp_path / "tls.crt").write_text(cert_pem)
+    (tmp_path / "tls.key").write_text(key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    context.verify_mode = ssl.CERT_OPTIONAL
+    context.load_verify_locations(cadata=ca.pem)
+    listener = socket.create_server(("127.0.0.1", 0))
+    handshakes = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn = listener.accept()[0]
+            except OSError:
+                return
+            with conn:
+                conn.recv(8)
+                conn.sendall(b"S")
+                tls = context.wrap_socket(conn, server_side=True)
+                handshakes.append(tls.getpeercert() is not None)
+                os.close(tls.detach())  # the TCP connection ends without close_notify or an alert
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(PostgresTlsError, match="closed the connection after the TLS handshake, "
+                           "before postgres was logged in, 3 times without a reason") as raised:
+            connect_and_query("127.0.0.1", listener.getsockname()[1], SERVER_NAME, ca.pem, *client, timeout=5)
+    finally:
+        listener.close()
+    assert handshakes == [True, True, True]
     assert "PRIVATE KEY" not in str(raised.value)
 
 
