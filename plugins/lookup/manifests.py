@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) backstage.k8s maintainers
+# Apache License 2.0 (see LICENSE)
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: manifests
+author:
+  - backstage.k8s maintainers (@backstage-k8s)
+short_description: Kubernetes objects rendered from a role's manifest templates
+version_added: 0.1.0
+description:
+  - Renders each template file with the task's variables, as P(ansible.builtin.template#lookup) does, and parses the
+    result as YAML, whole objects, one per YAML document of a file.
+  - P(ansible.builtin.template#lookup) copies every variable of the host for each file it renders (a deep copy, which
+    on a play with many roles takes longer than the rendering); this lookup renders with the variables as they are, so
+    that a task applying a role's objects does not pay one copy per object.
+  - The templates see the task's variables and O(template_vars), not the C(template_*) variables that
+    P(ansible.builtin.template#lookup) adds.
+options:
+  _terms:
+    description:
+      - Names of the template files, found as P(ansible.builtin.template#lookup) finds them (the role's
+        C(templates) directory first).
+    required: true
+    type: list
+    elements: str
+  template_vars:
+    description: Variables the templates see on top of the task's.
+    type: dict
+    default: {}
+  text:
+    description:
+      - Return each file's rendered text instead of its objects, for the configuration files that go into an object.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Apply the objects of a role in one task
+  backstage.k8s.k8s_apply:
+    state: present
+    apply: true
+    definition: "{{ query('backstage.k8s.manifests', 'service.yaml.j2', 'deployment.yaml.j2') }}"
+
+- name: Render a configuration file with a variable of its own
+  ansible.builtin.set_fact:
+    config: "{{ lookup('backstage.k8s.manifests', 'app.conf.j2', text=true, template_vars={'port': 8080}) }}"
+"""
+
+RETURN = r"""
+_list:
+  description:
+    - The objects, in the order of the names and, within a file, of its YAML documents.
+    - With O(text), the rendered text of each file.
+  type: list
+  elements: raw
+"""
+
+import yaml
+
+from ansible.errors import AnsibleLookupError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.lookup import LookupBase
+from ansible.template import trust_as_template
+
+
+class LookupModule(LookupBase):
+
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        extra = self.get_option('template_vars')
+        templar = self._templar.copy_with_new_env(available_variables=dict(variables, **extra) if extra else variables)
+        objects = []
+        for name in terms:
+            path = self.find_file_in_search_path(variables, 'templates', name)
+            if not path:
+                raise AnsibleLookupError('the template {0} was not found in the templates directories'.format(name))
+            source = trust_as_template(self._loader.get_text_file_contents(path))
+            rendered = templar.template(source, escape_backslashes=False)
+            if self.get_option('text'):
+                objects.append(rendered)
+                continue
+            try:
+                manifests = [document for document in yaml.safe_load_all(rendered) if document is not None]
+            except yaml.YAMLError as exc:
+                raise AnsibleLookupError('the template {0} does not render to YAML: {1}'.format(name, to_native(exc)))
+            if not manifests or not all(isinstance(manifest, dict) for manifest in manifests):
+                raise AnsibleLookupError('the template {0} renders to something other than objects (mappings): {1!r}'
+                                         .format(name, manifests))
+            objects.extend(manifests)
+        return objects
