@@ -72,6 +72,7 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         extra = self.get_option('template_vars')
+        as_text = self.get_option('text')
         templar = self._templar.copy_with_new_env(available_variables=dict(variables, **extra) if extra else variables)
         objects = []
         for name in terms:
@@ -80,7 +81,7 @@ class LookupModule(LookupBase):
                 raise AnsibleLookupError('the template {0} was not found in the templates directories'.format(name))
             source = trust_as_template(self._loader.get_text_file_contents(path))
             rendered = templar.template(source, escape_backslashes=False)
-            if self.get_option('text'):
+            if as_text:
                 objects.append(rendered)
                 continue
             try:

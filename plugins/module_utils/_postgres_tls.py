@@ -45,6 +45,10 @@ class _ClosedBeforeLogin(PostgresTlsError):
     pass
 
 
+# How a connection the server closed without a reason shows, before the login.
+_CLOSED_ERRORS = (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError, _ServerClosed)
+
+
 def _recv_exactly(sock: typing_socket, size: int) -> bytes:
     chunks = []
     remaining = size
@@ -170,10 +174,10 @@ def _raise_refusal(sock: ssl.SSLSocket, wait: float, timeout: float) -> None:
     sock.setblocking(False)
     try:
         if not sock.recv(1):
-            raise _ClosedBeforeLogin('the server closed the connection')
+            raise _ServerClosed('the server closed the connection')
         raise PostgresTlsError('the server sent data before the login')
-    except (ssl.SSLEOFError, ConnectionResetError) as exc:
-        raise _ClosedBeforeLogin(str(exc))
+    except _CLOSED_ERRORS as exc:
+        raise _ClosedBeforeLogin(str(exc) or type(exc).__name__)
     except ssl.SSLWantReadError:
         pass  # a TLS record with no data for the client (a session ticket): no refusal
     finally:
@@ -248,7 +252,7 @@ def _connect_and_query_once(context: ssl.SSLContext, where: str, host: str, port
         try:
             sock.sendall(struct.pack('!II', len(startup) + 8, PROTOCOL_VERSION) + startup)
             kind, payload = _read_message(sock)
-        except (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError, _ServerClosed) as exc:
+        except _CLOSED_ERRORS as exc:
             raise _ClosedBeforeLogin(str(exc) or type(exc).__name__)
         while True:
             if kind == b'E':
