@@ -19,14 +19,14 @@ export ANSIBLE_COLLECTIONS_PATH = $(SITE_PACKAGES)
 
 # Test tiers run by `make test`, in order.
 # The cluster comes up early (cluster-test) so that every later tier runs against it.
-TEST_TIERS = lint sanity docs-lint unit backstage-app-test cluster-test argspec-test images-test image-import-test image-build-test molecule-default molecule-postgres molecule-cluster rotation-test package-test cluster-lifecycle-test
+TEST_TIERS = lint sanity docs-lint unit backstage-app-test cluster-test argspec-test images-test image-import-test image-build-test molecule-default molecule-postgres molecule-cluster molecule-split rotation-test package-test cluster-lifecycle-test
 
 # Tiers run one after the other, even under `make -j`: they share one test cluster.
 .NOTPARALLEL:
 
 LOCKED := tests/run-locked
 
-.PHONY: help venv venv-runtime link-collection deploy test package-test $(TEST_TIERS) backstage-app-test constraints ee-requirements build docs clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-postgres rotation-test molecule-default molecule-laptop image-import-test demo images-test image-build-test fault-test lifecycle-test
+.PHONY: help venv venv-runtime link-collection deploy test package-test $(TEST_TIERS) backstage-app-test constraints ee-requirements build docs clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-split molecule-postgres rotation-test molecule-default molecule-laptop image-import-test demo images-test image-build-test fault-test lifecycle-test
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -115,6 +115,9 @@ cluster-lifecycle-test: venv  ## down/up/crash tests, on a second cluster instan
 
 molecule-cluster: venv  ## End to end: site.yml on the test cluster, idempotence, checks through the Ingress and in Chromium
 	$(LOCKED) $(BIN)/molecule test -s cluster
+
+molecule-split: venv  ## Plugins in separate pods: site.yml with a gateway and three backends, checks across pods, a move to one backend and back
+	$(LOCKED) $(BIN)/molecule test -s split
 
 # Laptop mode runs microk8s's own code over a bare test cluster on an instance of its own, which the
 # scenario wipes at the start and destroys at the end (gawk: microk8s's wrappers use it).

@@ -600,3 +600,16 @@ def test_browser_opens_the_plugin_pages(
     assert wanted in dom, dom[-3000:]
     shot = screenshot(f"{frontend_url}{path}", workdir, path.strip("/").split("?")[0])
     assert shot.stat().st_size > 0
+
+
+def test_backend_refuses_a_plugin_it_does_not_have(app_build: Path) -> None:
+    # A split deployment names each backend's plugins in BACKSTAGE_BACKEND_PLUGINS; a name the app
+    # does not know stops the process at once, naming the plugins it has.
+    result = subprocess.run(
+        ["node", "packages/backend", "--config", "app-config.yaml"],
+        cwd=app_build / "backend", capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "BACKSTAGE_BACKEND_PLUGINS": "catalog,catalogue"},
+    )
+    assert result.returncode != 0
+    assert "BACKSTAGE_BACKEND_PLUGINS names plugins this backend does not have: catalogue" in result.stderr
+    assert "it has proxy, auth, catalog, scaffolder, search, gateway" in result.stderr

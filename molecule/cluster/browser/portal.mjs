@@ -1,5 +1,6 @@
 // Open the Backstage portal in headless Chromium through the Ingress, go to the catalog and
-// wait until it lists an entity; save a screenshot either way.
+// wait until it lists an entity; save a screenshot either way. PORTAL_PATH=/create opens the
+// scaffolder's page instead and waits until it shows the title of a template (ENTITY_NAME).
 //
 //   node portal.mjs BASE_URL ENTITY_NAME SCREENSHOT.png [HOST_HEADER]
 //
@@ -17,6 +18,7 @@ if (!baseUrl || !entity || !screenshot) {
 }
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const timeout = Number(process.env.PORTAL_TIMEOUT_MS || 90000);
+const path = process.env.PORTAL_PATH || '/catalog';
 const userDataDir = mkdtempSync(join(tmpdir(), 'backstage-k8s-chromium-'));
 
 const result = { ok: false, url: null, title: null, error: null };
@@ -35,9 +37,13 @@ try {
   });
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(timeout);
-  await page.goto(`${baseUrl}/catalog`, { waitUntil: 'domcontentloaded' });
-  // The catalog table renders entity names as links to their pages.
-  await page.getByRole('link', { name: entity, exact: true }).first().waitFor({ state: 'visible' });
+  await page.goto(`${baseUrl}${path}`, { waitUntil: 'domcontentloaded' });
+  // The catalog table renders entity names as links to their pages; the scaffolder's page shows
+  // each template's title on its card.
+  const shown = path === '/catalog'
+    ? page.getByRole('link', { name: entity, exact: true })
+    : page.getByText(entity, { exact: true });
+  await shown.first().waitFor({ state: 'visible' });
   result.ok = true;
 } catch (error) {
   result.error = String(error && error.message ? error.message : error).split('\n')[0];
