@@ -326,7 +326,16 @@ CERT_ROTATION = [
       for var in ("cert_rotation_suspend", "cert_rotation_force", "cert_rotation_job_wait",
                   "cert_rotation_admission_policy")),
     *(spec_type("cert_rotation", var, {"a": "b"}, "list")
-      for var in ("cert_rotation_image_pull_secrets", "cert_rotation_dns_peers", "cert_rotation_api_server_peers")),
+      for var in ("cert_rotation_image_pull_secrets", "cert_rotation_dns_peers", "cert_rotation_api_server_peers",
+                  "cert_rotation_backstage_deployment_names")),
+    # The job restarts (and its Role names) every backend Deployment: none, a name Kubernetes refuses,
+    # one with whitespace around it or one twice is refused.
+    *(Case("cert_rotation", f"cert_rotation_backstage_deployment_names-{kind}",
+           {"cert_rotation_backstage_deployment_names": names}, "validate",
+           ("cert_rotation_backstage_deployment_names (", "must name every backend Deployment"))
+      for kind, names in (("empty", []), ("not-a-name", ["Backstage_Backend"]),
+                          ("trailing-newline", ["backstage-backend\n"]),
+                          ("twice", ["backstage-backend-a", "backstage-backend-a"]))),
     Case("cert_rotation", "cert_rotation_api_server_peers-no-prefix",
          {"cert_rotation_api_server_peers": [{"cidr": "10.152.183.1", "port": 443}]}, "validate",
          ("cert_rotation_api_server_peers item", "{cidr: ADDRESS/PREFIX, port: PORT}")),
@@ -837,6 +846,14 @@ SITE_CASES = [
          ("The roles disagree on the PostgreSQL server certificate's Secret", "backstage_k8s_postgres_tls_secret_name")),
     Case("site", "postgres_backup_namespace-alone", {"postgres_backup_namespace": "elsewhere"}, "validate",
          ("The roles disagree on the namespace", '"postgres_backup_namespace": "elsewhere"')),
+    # Split backends: the rotation must restart each of the backstage role's Deployments.
+    Case("site", "cert_rotation_backstage_deployment_names-one-of-split-backends",
+         {"backstage_backends": [{"name": "main", "plugins": ["app", "catalog", "auth"]},
+                                 {"name": "gateway", "plugins": ["gateway"]}],
+          "cert_rotation_backstage_deployment_names": ["backstage-backend-main"]}, "validate",
+         ("The roles disagree on the backend Deployments",
+          '"backstage_instance, backstage_backends": ["backstage-backend-main", "backstage-backend-gateway"]',
+          '"cert_rotation_backstage_deployment_names": ["backstage-backend-main"]')),
     Case("site", "postgres_storage_class-missing", {"postgres_storage_class": "no-such-storage-class"}, "validate",
          ("StorageClass 'no-such-storage-class' does not exist in the cluster",)),
     # With --tags only the selected roles' checks run, and the rules between the roles always do.
