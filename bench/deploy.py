@@ -83,14 +83,14 @@ def timed_run(argv: list[str], **kwargs: Any) -> tuple[subprocess.CompletedProce
 
 
 def site(vars_file: Path, namespace: str, profile: bool, tags: str | None = None,
-         extra: list[str] | None = None) -> dict[str, Any]:
-    """site.yml (only the roles of ``tags`` when given, with the ``extra`` arguments) into ``namespace``,
+         arguments: list[str] | None = None) -> dict[str, Any]:
+    """site.yml (only the roles of ``tags`` when given, with more ``arguments``) into ``namespace``,
     timed as a whole command."""
     extra = {'ANSIBLE_CALLBACKS_ENABLED': 'ansible.posix.profile_tasks', 'PROFILE_TASKS_TASK_OUTPUT_LIMIT': '12'} if profile else {}
     argv = [str(BIN / 'ansible-playbook'), str(REPO / 'site.yml'), '-e', '@' + str(vars_file),
             '-e', 'backstage_k8s_namespace=' + namespace, '-e', 'backstage_ingress_host=' + namespace + '.localhost',
             '-e', 'backstage_base_url=http://' + namespace + '.localhost'] + (['--tags', tags] if tags else []) \
-        + (extra or [])
+        + (arguments or [])
     run, seconds, cpu = timed_run(argv, env=ansible_env(extra), cwd=REPO)
     recap = RECAP.search(run.stdout)
     if run.returncode != 0 or not recap:

@@ -170,9 +170,14 @@ def main() -> int:
             host = namespace + '.localhost'
             try:
                 deployed = site(vars_file, namespace, profile=False,
-                                extra=['-e', '@' + str(split_file)] if layout == 'split' else [])
+                                arguments=['-e', '@' + str(split_file)] if layout == 'split' else [])
                 result = {'deploy': deployed, 'search_ready_s': searched(ingress_url, host, 300)}
                 result['idle'] = window(env, namespace, args.idle, ingress_url, host, 0)
+                expected = ({'backstage-backend-' + backend['name'] for backend in SPLIT_BACKENDS}
+                            if layout == 'split' else {'backstage-backend'})
+                if set(result['idle']['deployments']) != expected:
+                    raise RuntimeError('{0}: the backends are {1}, not {2}'.format(
+                        layout, sorted(result['idle']['deployments']), sorted(expected)))
                 result['loaded'] = window(env, namespace, args.load, ingress_url, host, args.rate)
                 results[layout] = result
             finally:

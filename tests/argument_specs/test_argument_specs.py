@@ -285,6 +285,24 @@ BACKSTAGE = [
     Case("backstage", "pdb-min-available-not-below-replicas",
          {"backstage_replicas": 2, "backstage_pdb_min_available": 2}, "validate",
          ("backstage_pdb_min_available below backstage_replicas",)),
+    # Split backends: each a distinct DNS label short enough for its objects' names, plugins given and
+    # each in one backend only, exactly one gateway, replicas of 1 or more.
+    *(Case("backstage", f"backstage_backends-{kind}", {"backstage_backends": backends}, "validate",
+           ("backstage_backends must list backends with distinct names", "exactly one backend with the gateway plugin"))
+      for kind, backends in (
+          ("no-gateway", [{"name": "core", "plugins": ["catalog"]}]),
+          ("two-gateways", [{"name": "a", "plugins": ["gateway"]}, {"name": "b", "plugins": ["gateway", "catalog"]}]),
+          ("name-twice", [{"name": "a", "plugins": ["gateway"]}, {"name": "a", "plugins": ["catalog"]}]),
+          ("name-not-a-label", [{"name": "Core", "plugins": ["catalog"]}, {"name": "gw", "plugins": ["gateway"]}]),
+          ("name-trailing-newline", [{"name": "core\n", "plugins": ["catalog"]}, {"name": "gw", "plugins": ["gateway"]}]),
+          ("name-too-long", [{"name": "c" * 46, "plugins": ["catalog"]}, {"name": "gw", "plugins": ["gateway"]}]),
+          ("no-plugins", [{"name": "core", "plugins": []}, {"name": "gw", "plugins": ["gateway"]}]),
+          ("plugin-twice", [{"name": "core", "plugins": ["catalog"]}, {"name": "gw", "plugins": ["gateway", "catalog"]}]),
+          ("plugin-not-an-id", [{"name": "core", "plugins": ["Catalog"]}, {"name": "gw", "plugins": ["gateway"]}]),
+          ("zero-replicas", [{"name": "core", "plugins": ["catalog"], "replicas": 0}, {"name": "gw", "plugins": ["gateway"]}]),
+      )),
+    Case("backstage", "backstage_backends-entry-without-plugins", {"backstage_backends": [{"name": "core"}]}, "spec",
+         ("plugins",)),
     Case("backstage", "backstage_base_url-not-http", {"backstage_base_url": "backstage.example.com"}, "validate",
          ("backstage_base_url must be an absolute http(s) URL", "got 'backstage.example.com'")),
     Case("backstage", "backstage_base_url-trailing-slash", {"backstage_base_url": "http://backstage.example.com/"},

@@ -17,12 +17,17 @@ from typing import Any, Callable
 import yaml
 
 from conftest import SCENARIO_DIR
-from testcluster import REPO, Kubectl, Response, ansible_env, ansible_playbook, play_recap, wait_until
+from testcluster import (
+    REPO, Kubectl, Response, ansible_env, ansible_playbook, cluster_env, play_recap, run_rotate, venv_collections_path,
+    wait_until,
+)
 
 INSTANCE = "backstage"
 GATEWAY = f"{INSTANCE}-backend-gateway"
 SINGLE = f"{INSTANCE}-backend"
 BACKEND = "app.kubernetes.io/name=backstage,app.kubernetes.io/component=backend"
+CLIENT_SECRET = "backstage-postgres-client-tls"
+SERIAL_RECORD = "backstage.k8s/postgres-client-certificate-serial"
 # converge.yml as Molecule runs it, with the scenario's inventory (its settings are group_vars).
 CONVERGE = (str(SCENARIO_DIR.parent / "cluster" / "converge.yml"), "-i", str(SCENARIO_DIR / "inventory"))
 TASK_TIMEOUT = 180
@@ -209,6 +214,37 @@ def test_the_portal_shows_the_catalog_and_the_scaffolder_in_chromium(public_url:
         assert screenshot.is_file() and screenshot.stat().st_size > 10_000, (page, report, result.stderr[-2000:])
         assert result.returncode == 0 and report.get("ok"), (page, report, result.stderr[-2000:])
         assert report["url"].startswith(public_url + page)
+
+
+# --------------------------------------------------------------------------- rotation
+
+
+def test_a_forced_rotation_rolls_every_backend_without_a_failed_request(
+    kubectl: Kubectl, namespace: str, scenario: dict[str, Any], probe_factory, artifacts: Path
+) -> None:
+    def pods() -> dict[str, set[str]]:
+        return {deployment_name(backend): {pod["metadata"]["name"] for pod in kubectl.pods(
+                    f"{BACKEND},backstage.k8s/backend={backend['name']}")}
+                for backend in scenario["backstage_backends"]}
+
+    before = pods()
+    serial_before = kubectl.certificate(CLIENT_SECRET).serial_number
+    probe = probe_factory().start()
+    try:
+        # The CronJob's own rotation, started as a Job by playbooks/rotate.yml.
+        run_rotate(cluster_env()["KUBECONFIG"], namespace, "-e", "cert_rotation_force=true",
+                   log=artifacts / "rotate.log", collections_path=venv_collections_path())
+    finally:
+        summary = probe.stop()
+    (artifacts / "rotation-availability.json").write_text(json.dumps(summary, indent=2))
+    serial = kubectl.certificate(CLIENT_SECRET).serial_number
+    assert serial != serial_before
+    after, deployments = pods(), backend_deployments(kubectl)
+    for name, old in before.items():
+        assert after[name] and not after[name] & old, (name, old, after[name])
+        assert deployments[name]["metadata"]["annotations"][SERIAL_RECORD] == str(serial)
+        assert rolled_out(deployments[name])
+    assert summary["requests"] > 50 and summary["failed"] == 0, summary
 
 
 # --------------------------------------------------------------------------- one backend and back
