@@ -161,9 +161,14 @@ def quantity(value: str) -> float:
     return number * units.get(unit, 1)
 
 
-def footprint(env: dict[str, str], namespace: str) -> list[dict[str, Any]]:
+def kubelet_stats(env: dict[str, str]) -> dict[str, Any]:
+    """The kubelet's stats summary of the (one) node: CPU and memory of every pod and container."""
     node = json.loads(kubectl(env, 'get', 'nodes', '-o', 'json'))['items'][0]['metadata']['name']
-    summary = json.loads(kubectl(env, 'get', '--raw', '/api/v1/nodes/{0}/proxy/stats/summary'.format(node)))
+    return json.loads(kubectl(env, 'get', '--raw', '/api/v1/nodes/{0}/proxy/stats/summary'.format(node)))
+
+
+def footprint(env: dict[str, str], namespace: str) -> list[dict[str, Any]]:
+    summary = kubelet_stats(env)
     pods = {pod['metadata']['name']: pod for pod in json.loads(kubectl(env, 'get', 'pods', '-n', namespace, '-o', 'json'))['items']}
     rows = []
     for pod_stats in summary['pods']:
@@ -183,6 +188,15 @@ def footprint(env: dict[str, str], namespace: str) -> list[dict[str, Any]]:
                 'memory_limit_mib': round(quantity(limits['memory']) / 2**20) if 'memory' in limits else None,
             })
     return sorted(rows, key=lambda row: row['pod'])
+
+
+def testcluster_vars(vars_file: Path) -> dict[str, Any]:
+    """Builds and imports the test images, writes site.yml's variables for the test cluster into
+    ``vars_file`` (bench/testcluster-vars.yml) and returns them."""
+    subprocess.run([str(BIN / 'ansible-playbook'), str(REPO / 'bench' / 'testcluster-vars.yml'),
+                    '-e', 'bench_vars_file=' + str(vars_file)],
+                   check=True, capture_output=True, env=ansible_env(), cwd=REPO)
+    return json.loads(vars_file.read_text())
 
 
 def delete_namespaces(env: dict[str, str], *names: str) -> None:
@@ -205,9 +219,7 @@ def main() -> int:
     idle: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         vars_file = Path(tmp) / 'vars.json'
-        subprocess.run([str(BIN / 'ansible-playbook'), str(REPO / 'bench' / 'testcluster-vars.yml'),
-                        '-e', 'bench_vars_file=' + str(vars_file)],
-                       check=True, capture_output=True, env=ansible_env(), cwd=REPO)
+        testcluster_vars(vars_file)
         for number in range(args.rounds):
             site_ns = 'bench-site-{0}-{1}'.format(run_id, number)
             bound_ns = 'bench-bound-{0}-{1}'.format(run_id, number)

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from availability import CATALOG_PATH, _get, guest_token
-from deploy import BIN, REPO, ansible_env, delete_namespaces, kubectl, site, timed_run
+from deploy import BIN, REPO, ansible_env, delete_namespaces, kubectl, site, testcluster_vars, timed_run
 
 CACHE = Path(os.environ.get('BACKSTAGE_K8S_CACHE')
              or Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'backstage-k8s')
@@ -304,10 +304,7 @@ def main() -> int:
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         vars_file = Path(tmp) / 'vars.json'
-        subprocess.run([str(BIN / 'ansible-playbook'), str(REPO / 'bench' / 'testcluster-vars.yml'),
-                        '-e', 'bench_vars_file=' + str(vars_file)],
-                       check=True, capture_output=True, env=ansible_env(), cwd=REPO)
-        cluster_vars = json.loads(vars_file.read_text())
+        cluster_vars = testcluster_vars(vars_file)
         ctx = {'vars_file': vars_file, 'tmp': Path(tmp), 'helm': helm, 'chart': args.chart.resolve(),
                'kubeconfig': cluster_vars['backstage_k8s_kubeconfig'], 'timeout': args.timeout,
                'ingress_url': cluster_vars['testcluster_ingress_url'], 'env': env}

@@ -8,8 +8,8 @@ Once Backstage answers through the Ingress and search has indexed the catalog, t
 are left alone for --idle seconds, then get --rate requests a second for --load seconds through
 the Ingress, round-robin over the catalog, search and scaffolder APIs. For each window: every
 backend pod's working set (memory usage less inactive file pages, as the kubelet counts it) at the
-window's end and its CPU time over the window, read from the pod's cgroup on this host (the test
-cluster's kubelet runs here; it has no metrics API), summed per layout; and the requests that failed.
+window's end and its CPU time over the window, from the kubelet's stats summary (the test cluster
+has no metrics API), summed per layout; and the requests that failed.
 
     tests/cluster/cluster up
     .venv/bin/python bench/split.py
@@ -21,10 +21,8 @@ imports the test images first.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +36,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from availability import _get, guest_token  # noqa: E402  (bench/availability.py)
-from deploy import BIN, REPO, ansible_env, delete_namespaces, kubectl, site  # noqa: E402  (bench/deploy.py)
+from deploy import REPO, delete_namespaces, kubectl, kubelet_stats, site, testcluster_vars  # noqa: E402  (bench/deploy.py)
 
 LAYOUTS = ('single', 'split')
 SPLIT_BACKENDS = yaml.safe_load((REPO / 'molecule' / 'split' / 'inventory' / 'group_vars' / 'all.yml')
@@ -46,31 +44,23 @@ SPLIT_BACKENDS = yaml.safe_load((REPO / 'molecule' / 'split' / 'inventory' / 'gr
 BACKEND_SELECTOR = 'app.kubernetes.io/name=backstage,app.kubernetes.io/component=backend'
 PATHS = ('/api/catalog/entities?limit=20', '/api/search/query?term=example',
          '/api/catalog/entities/by-name/component/default/example-website', '/api/scaffolder/v2/actions')
-CGROUP_ROOT = '/sys/fs/cgroup'
-
-
-def pod_cgroup(controller: str, uid: str) -> str:
-    """The pod's cgroup directory (cgroup v1) under the kubelet's kubepods, whatever its QoS class."""
-    found = glob.glob('{0}/{1}/*/kubepods/*/pod{2}'.format(CGROUP_ROOT, controller, uid)) + \
-        glob.glob('{0}/{1}/*/kubepods/pod{2}'.format(CGROUP_ROOT, controller, uid))
-    if len(found) != 1:
-        raise RuntimeError('no single {0} cgroup for pod {1}: {2}'.format(controller, uid, found))
-    return found[0]
 
 
 def sample(env: dict[str, str], namespace: str) -> dict[str, dict[str, Any]]:
     """Each backend pod: its Deployment, working set in bytes and CPU time in seconds so far."""
     pods = json.loads(kubectl(env, 'get', 'pods', '-n', namespace, '-l', BACKEND_SELECTOR, '-o', 'json'))['items']
+    names = {pod['metadata']['name'] for pod in pods}
     result = {}
-    for pod in pods:
-        uid = pod['metadata']['uid']
-        memory = pod_cgroup('memory', uid)
-        usage = int(Path(memory, 'memory.usage_in_bytes').read_text())
-        stat = dict(line.split() for line in Path(memory, 'memory.stat').read_text().splitlines())
-        cpu = int(Path(pod_cgroup('cpuacct', uid), 'cpuacct.usage').read_text()) / 1e9
-        result[pod['metadata']['name']] = {
-            'deployment': pod['metadata']['name'].rsplit('-', 2)[0],
-            'working_set': usage - int(stat.get('total_inactive_file', 0)), 'cpu_s': cpu}
+    for stats in kubelet_stats(env)['pods']:
+        ref = stats['podRef']
+        if ref['namespace'] != namespace or ref['name'] not in names:
+            continue
+        [backend] = [container for container in stats['containers'] if container['name'] == 'backend']
+        result[ref['name']] = {'deployment': ref['name'].rsplit('-', 2)[0],
+                               'working_set': backend['memory']['workingSetBytes'],
+                               'cpu_s': backend['cpu']['usageCoreNanoSeconds'] / 1e9}
+    if set(result) != names:
+        raise RuntimeError('the kubelet has no stats for {0}'.format(sorted(names - set(result))))
     return result
 
 
@@ -158,10 +148,7 @@ def main() -> int:
     results: dict[str, Any] = {'started': {'load': [round(x, 2) for x in os.getloadavg()]}}
     with tempfile.TemporaryDirectory() as tmp:
         vars_file = Path(tmp) / 'vars.json'
-        subprocess.run([str(BIN / 'ansible-playbook'), str(REPO / 'bench' / 'testcluster-vars.yml'),
-                        '-e', 'bench_vars_file=' + str(vars_file)],
-                       check=True, capture_output=True, env=ansible_env(), cwd=REPO)
-        cluster_vars = json.loads(vars_file.read_text())
+        cluster_vars = testcluster_vars(vars_file)
         ingress_url = cluster_vars['testcluster_ingress_url']
         split_file = Path(tmp) / 'split.json'
         split_file.write_text(json.dumps({'backstage_backends': SPLIT_BACKENDS}))
