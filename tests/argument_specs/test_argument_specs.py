@@ -300,7 +300,7 @@ BACKSTAGE = [
           ("plugin-twice", [{"name": "core", "plugins": ["catalog"]}, {"name": "gw", "plugins": ["gateway", "catalog"]}]),
           ("plugin-not-an-id", [{"name": "core", "plugins": ["Catalog"]}, {"name": "gw", "plugins": ["gateway"]}]),
           ("zero-replicas", [{"name": "core", "plugins": ["catalog"], "replicas": 0}, {"name": "gw", "plugins": ["gateway"]}]),
-      )),
+    )),
     Case("backstage", "backstage_backends-entry-without-plugins", {"backstage_backends": [{"name": "core"}]}, "spec",
          ("plugins",)),
     Case("backstage", "backstage_base_url-not-http", {"backstage_base_url": "backstage.example.com"}, "validate",

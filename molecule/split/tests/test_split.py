@@ -223,9 +223,9 @@ def test_a_forced_rotation_rolls_every_backend_without_a_failed_request(
     kubectl: Kubectl, namespace: str, scenario: dict[str, Any], probe_factory, artifacts: Path
 ) -> None:
     def pods() -> dict[str, set[str]]:
-        return {deployment_name(backend): {pod["metadata"]["name"] for pod in kubectl.pods(
-                    f"{BACKEND},backstage.k8s/backend={backend['name']}")}
-                for backend in scenario["backstage_backends"]}
+        selectors = {deployment_name(backend): f"{BACKEND},backstage.k8s/backend={backend['name']}"
+                     for backend in scenario["backstage_backends"]}
+        return {name: {pod["metadata"]["name"] for pod in kubectl.pods(selector)} for name, selector in selectors.items()}
 
     before = pods()
     serial_before = kubectl.certificate(CLIENT_SECRET).serial_number
