@@ -9,8 +9,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,8 +16,8 @@ import yaml
 
 from conftest import SCENARIO_DIR
 from testcluster import (
-    REPO, Kubectl, Response, ansible_env, ansible_playbook, cluster_env, play_recap, run_rotate, venv_collections_path,
-    wait_until,
+    REPO, Kubectl, Response, ansible_env, ansible_playbook, cluster_env, http_request, play_recap, run_rotate,
+    venv_collections_path, wait_until,
 )
 
 INSTANCE = "backstage"
@@ -106,13 +104,7 @@ def test_a_backend_serves_only_its_own_plugins(kubectl: Kubectl, guest_token: st
     # the scaffolder's backend no catalog.
     def status(service: str, path: str) -> int:
         with kubectl.port_forward(f"svc/{service}", 7007) as port:
-            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                             headers={"Authorization": f"Bearer {guest_token}"})
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    return response.status
-            except urllib.error.HTTPError as error:
-                return error.code
+            return http_request(f"http://127.0.0.1:{port}{path}", token=guest_token, timeout=10).status
 
     assert status(f"{INSTANCE}-backend-core", "/api/catalog/entities?limit=1") == 200
     assert status(f"{INSTANCE}-backend-core", "/api/scaffolder/v2/actions") == 404
