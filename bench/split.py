@@ -40,7 +40,7 @@ from deploy import REPO, delete_namespaces, kubectl, kubelet_stats, site, testcl
 
 LAYOUTS = ('single', 'split')
 SPLIT_BACKENDS = yaml.safe_load((REPO / 'molecule' / 'split' / 'inventory' / 'group_vars' / 'all.yml')
-                                .read_text())['backstage_backends']
+                                .read_text())['backstage_k8s_backends']
 BACKEND_SELECTOR = 'app.kubernetes.io/name=backstage,app.kubernetes.io/component=backend'
 PATHS = ('/api/catalog/entities?limit=20', '/api/search/query?term=example',
          '/api/catalog/entities/by-name/component/default/example-website', '/api/scaffolder/v2/actions')
@@ -151,7 +151,7 @@ def main() -> int:
         cluster_vars = testcluster_vars(vars_file)
         ingress_url = cluster_vars['testcluster_ingress_url']
         split_file = Path(tmp) / 'split.json'
-        split_file.write_text(json.dumps({'backstage_backends': SPLIT_BACKENDS}))
+        split_file.write_text(json.dumps({'backstage_k8s_backends': SPLIT_BACKENDS}))
         for layout in [name for name in LAYOUTS if name in args.layouts.split(',')]:
             namespace = 'bench-{0}-{1}'.format(layout, run_id)
             host = namespace + '.localhost'

@@ -246,6 +246,33 @@ POSTGRES = [
       for case in not_whole_name("postgres", var, name, f"{var} ('", "must be valid Kubernetes names")),
     *not_whole_name("postgres", "postgres_database_user", "postgres", "postgres_database_user '",
                     "is not a usable PostgreSQL user name"),
+    spec_type("postgres", "postgres_backstage_backends", {"name": "core", "plugins": ["catalog"]}, "list"),
+    Case("postgres", "postgres_backstage_backends-item-not-a-dict", {"postgres_backstage_backends": ["core"]}, "spec",
+         ("postgres_backstage_backends", "convert to dict")),
+    # Each backend's database role is named after it and owns its plugins' databases: a backend without
+    # a name, a name that is not a DNS label (or has whitespace around it), one twice, plugins that are
+    # not a list of plugin IDs, none, or a plugin in two backends is refused.
+    *(Case("postgres", f"postgres_backstage_backends-{kind}", {"postgres_backstage_backends": backends}, "validate",
+           ("postgres_backstage_backends must list backends with distinct names (DNS labels)",
+            "every plugin in one backend only"))
+      for kind, backends in (
+          ("no-name", [{"plugins": ["catalog"]}]),
+          ("name-not-a-label", [{"name": "Core", "plugins": ["catalog"]}]),
+          ("name-trailing-newline", [{"name": "core\n", "plugins": ["catalog"]}]),
+          ("name-twice", [{"name": "core", "plugins": ["catalog"]}, {"name": "core", "plugins": ["search"]}]),
+          ("no-plugins", [{"name": "core"}]),
+          ("plugins-empty", [{"name": "core", "plugins": []}]),
+          ("plugins-a-string", [{"name": "core", "plugins": "catalog"}]),
+          ("plugin-not-an-id", [{"name": "core", "plugins": ["Catalog"]}]),
+          ("plugin-trailing-newline", [{"name": "core", "plugins": ["catalog\n"]}]),
+          ("plugin-in-two-backends", [{"name": "core", "plugins": ["catalog"]},
+                                      {"name": "scaffolder", "plugins": ["scaffolder", "catalog"]}]))),
+    # In least_privilege mode <user>_<name> is a role, and the CN of the backend's certificate: PostgreSQL
+    # would cut a name longer than 63 characters.
+    Case("postgres", "postgres_backstage_backends-role-name-too-long",
+         {"postgres_database_mode": "least_privilege", "postgres_database_user": "b" * 50,
+          "postgres_backstage_backends": [{"name": "a-long-backend", "plugins": ["catalog"]}]}, "validate",
+         ("logs in as the role <postgres_database_user>_<name>", f"{'b' * 50}_a_long_backend is not")),
 ]
 
 BACKSTAGE_INTS = (
@@ -345,15 +372,20 @@ CERT_ROTATION = [
                   "cert_rotation_admission_policy")),
     *(spec_type("cert_rotation", var, {"a": "b"}, "list")
       for var in ("cert_rotation_image_pull_secrets", "cert_rotation_dns_peers", "cert_rotation_api_server_peers",
-                  "cert_rotation_backstage_deployment_names")),
-    # The job restarts (and its Role names) every backend Deployment: none, a name Kubernetes refuses,
-    # one with whitespace around it or one twice is refused.
-    *(Case("cert_rotation", f"cert_rotation_backstage_deployment_names-{kind}",
-           {"cert_rotation_backstage_deployment_names": names}, "validate",
-           ("cert_rotation_backstage_deployment_names (", "must name every backend Deployment"))
-      for kind, names in (("empty", []), ("not-a-name", ["Backstage_Backend"]),
-                          ("trailing-newline", ["backstage-backend\n"]),
-                          ("twice", ["backstage-backend-a", "backstage-backend-a"]))),
+                  "cert_rotation_backstage_backends")),
+    Case("cert_rotation", "cert_rotation_backstage_backends-item-not-a-dict", {"cert_rotation_backstage_backends": [7]},
+         "spec", ("cert_rotation_backstage_backends", "convert to dict")),
+    # Each backend's Deployment and Secret are named after it, and the job's Role names each one: a
+    # backend without a name, a name that is not a DNS label, one with whitespace around it or one
+    # twice is refused.
+    *(Case("cert_rotation", f"cert_rotation_backstage_backends-{kind}",
+           {"cert_rotation_backstage_backends": backends}, "validate",
+           ("cert_rotation_backstage_backends (", "must be the backstage role's backstage_backends, each backend once"))
+      for kind, backends in (
+          ("no-name", [{"plugins": ["catalog"]}]),
+          ("name-not-a-label", [{"name": "Core", "plugins": ["catalog"]}]),
+          ("name-trailing-newline", [{"name": "core\n", "plugins": ["catalog"]}]),
+          ("name-twice", [{"name": "a", "plugins": ["gateway"]}, {"name": "a", "plugins": ["catalog"]}]))),
     Case("cert_rotation", "cert_rotation_api_server_peers-no-prefix",
          {"cert_rotation_api_server_peers": [{"cidr": "10.152.183.1", "port": 443}]}, "validate",
          ("cert_rotation_api_server_peers item", "{cidr: ADDRESS/PREFIX, port: PORT}")),
@@ -362,6 +394,7 @@ CERT_ROTATION = [
                   "cert_rotation_common_labels")),
     spec_choice("cert_rotation", "cert_rotation_image_pull_policy", "Sometimes"),
     spec_choice("cert_rotation", "cert_rotation_postgres_mode", "hup"),
+    spec_choice("cert_rotation", "cert_rotation_database_mode", "readonly"),
     spec_choice("cert_rotation", "cert_rotation_runner", "remote"),
     Case("cert_rotation", "cert_rotation_namespace-not-a-dns-label", {"cert_rotation_namespace": "Backstage_NS"},
          "validate", ("cert_rotation_namespace ('Backstage_NS')", "must be valid Kubernetes names")),
@@ -864,14 +897,14 @@ SITE_CASES = [
          ("The roles disagree on the PostgreSQL server certificate's Secret", "backstage_k8s_postgres_tls_secret_name")),
     Case("site", "postgres_backup_namespace-alone", {"postgres_backup_namespace": "elsewhere"}, "validate",
          ("The roles disagree on the namespace", '"postgres_backup_namespace": "elsewhere"')),
-    # Split backends: the rotation must restart each of the backstage role's Deployments.
-    Case("site", "cert_rotation_backstage_deployment_names-one-of-split-backends",
-         {"backstage_backends": [{"name": "main", "plugins": ["app", "catalog", "auth"]},
-                                 {"name": "gateway", "plugins": ["gateway"]}],
-          "cert_rotation_backstage_deployment_names": ["backstage-backend-main"]}, "validate",
-         ("The roles disagree on the backend Deployments",
-          '"backstage_instance, backstage_backends": ["backstage-backend-main", "backstage-backend-gateway"]',
-          '"cert_rotation_backstage_deployment_names": ["backstage-backend-main"]')),
+    # Split backends: every role names each backend's Deployment, certificate and database role alike.
+    Case("site", "backstage_backends-alone",
+         {"backstage_backends": [{"name": "main", "plugins": ["catalog", "auth"]},
+                                 {"name": "gateway", "plugins": ["gateway"]}]}, "validate",
+         ("The roles disagree on the backends", "backstage_k8s_backends", '"pki_backstage_backends": []')),
+    Case("site", "pki_database_mode-alone", {"pki_database_mode": "least_privilege"}, "validate",
+         ("The roles disagree on the database mode", "backstage_k8s_database_mode",
+          '"postgres_database_mode": "superuser"')),
     Case("site", "postgres_storage_class-missing", {"postgres_storage_class": "no-such-storage-class"}, "validate",
          ("StorageClass 'no-such-storage-class' does not exist in the cluster",)),
     # With --tags only the selected roles' checks run, and the rules between the roles always do.

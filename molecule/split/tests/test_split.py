@@ -16,9 +16,10 @@ import yaml
 
 from conftest import SCENARIO_DIR
 from testcluster import (
-    REPO, Kubectl, Response, ansible_env, ansible_playbook, cluster_env, http_request, play_recap, run_rotate,
-    venv_collections_path, wait_until,
+    REPO, Kubectl, Response, ansible_env, ansible_playbook, certificate_user, cluster_env, http_request,
+    play_recap, postgres_query, run_rotate, venv_collections_path, wait_until,
 )
+from ansible_collections.backstage.k8s.plugins.module_utils._postgres_tls import PostgresTlsError
 
 INSTANCE = "backstage"
 GATEWAY = f"{INSTANCE}-backend-gateway"
@@ -36,6 +37,18 @@ Ingress = Callable[..., Response]
 
 def deployment_name(backend: dict[str, Any]) -> str:
     return f"{INSTANCE}-backend-{backend['name']}"
+
+
+def client_secret(backend: dict[str, Any]) -> str:
+    return f"{CLIENT_SECRET}-{backend['name']}"
+
+
+def database_role(backend: dict[str, Any]) -> str:
+    return f"backstage_{backend['name']}"
+
+
+def client_of(kubectl: Kubectl, backend: dict[str, Any]) -> dict[str, str]:
+    return {key: value.decode() for key, value in kubectl.secret(client_secret(backend)).items()}
 
 
 def converge(tmp_path: Path, *extra: str) -> dict[str, int]:
@@ -73,13 +86,53 @@ def catalog_names(ingress: Ingress, token: str) -> set[str]:
 
 def test_each_backend_runs_its_replicas_with_its_plugins(kubectl: Kubectl, scenario: dict[str, Any]) -> None:
     deployments = backend_deployments(kubectl)
-    assert set(deployments) == {deployment_name(backend) for backend in scenario["backstage_backends"]}
-    for backend in scenario["backstage_backends"]:
+    assert set(deployments) == {deployment_name(backend) for backend in scenario["backstage_k8s_backends"]}
+    for backend in scenario["backstage_k8s_backends"]:
         deployment = deployments[deployment_name(backend)]
         assert deployment["spec"]["replicas"] == backend.get("replicas", 2)
         assert rolled_out(deployment), deployment["status"]
         env = {item["name"]: item.get("value") for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["BACKSTAGE_BACKEND_PLUGINS"] == ",".join(backend["plugins"])
+
+
+def test_each_backend_connects_as_its_own_role_with_its_own_certificate(
+    kubectl: Kubectl, scenario: dict[str, Any]
+) -> None:
+    backends, deployments = scenario["backstage_k8s_backends"], backend_deployments(kubectl)
+    serials = {}
+    for backend in backends:
+        pod = deployments[deployment_name(backend)]["spec"]["template"]["spec"]
+        [volume] = [item for item in pod["volumes"] if item["name"] == "postgres-client-tls"]
+        assert volume["secret"]["secretName"] == client_secret(backend)
+        env = {item["name"]: item.get("value") for item in pod["containers"][0]["env"]}
+        assert env["BACKSTAGE_DATABASE_USER"] == database_role(backend)
+        client = client_of(kubectl, backend)
+        assert certificate_user(client["tls.crt"]) == database_role(backend)
+        serials[database_role(backend)] = str(kubectl.certificate(client_secret(backend)).serial_number)
+    assert len(set(serials.values())) == len(backends)
+    # PostgreSQL's own view: every backend with a database of its own is connected as its role,
+    # with its certificate (the gateway keeps no data).
+    rows = postgres_query(kubectl, "SELECT DISTINCT a.usename, s.client_serial::text FROM pg_stat_ssl s"
+                                   " JOIN pg_stat_activity a USING (pid) WHERE a.client_addr IS NOT NULL")["rows"]
+    connected = {role: serial for role, serial in rows if role in serials}
+    for role in ("backstage_core", "backstage_scaffolder", "backstage_search"):
+        assert connected.get(role) == serials[role], (role, rows)
+
+
+def test_one_backends_role_cannot_read_another_plugins_tables(kubectl: Kubectl, scenario: dict[str, Any]) -> None:
+    by_name = {backend["name"]: backend for backend in scenario["backstage_k8s_backends"]}
+    count = "SELECT count(*) FROM final_entities"
+    rows = postgres_query(kubectl, count, database="backstage_plugin_catalog",
+                          client=client_of(kubectl, by_name["core"]))
+    assert int(rows["rows"][0][0]) > 0, rows
+    for other in ("scaffolder", "search", "gateway"):
+        try:
+            result = postgres_query(kubectl, count, database="backstage_plugin_catalog",
+                                    client=client_of(kubectl, by_name[other]))
+        except PostgresTlsError as exc:
+            assert "permission denied" in str(exc), exc
+        else:
+            raise AssertionError(f"{other} read the catalog's table: {result}")
 
 
 def test_every_backend_finds_every_plugin_at_the_service_that_hosts_it(
@@ -89,13 +142,13 @@ def test_every_backend_finds_every_plugin_at_the_service_that_hosts_it(
     config = yaml.safe_load(config_map["data"]["app-config.k8s.yaml"])
     endpoints = {plugin: endpoint["target"] for endpoint in config["discovery"]["endpoints"]
                  for plugin in endpoint["plugins"]}
-    for backend in scenario["backstage_backends"]:
+    for backend in scenario["backstage_k8s_backends"]:
         for plugin in backend["plugins"]:
             assert endpoints[plugin]["internal"] == (
                 f"http://{deployment_name(backend)}.{namespace}.svc:7007/api/{{{{pluginId}}}}")
             assert endpoints[plugin]["external"] == config["backend"]["baseUrl"] + "/api/{{pluginId}}"
     services = {item["metadata"]["name"]: item for item in kubectl.get("service", "-l", BACKEND)["items"]}
-    for backend in scenario["backstage_backends"]:
+    for backend in scenario["backstage_k8s_backends"]:
         assert services[deployment_name(backend)]["spec"]["selector"]["backstage.k8s/backend"] == backend["name"]
 
 
@@ -123,7 +176,7 @@ def test_each_backend_admits_only_the_other_backends_but_the_gateway_everyone(
     kubectl: Kubectl, scenario: dict[str, Any]
 ) -> None:
     policies = {item["metadata"]["name"]: item["spec"] for item in kubectl.get("networkpolicy")["items"]}
-    for backend in scenario["backstage_backends"]:
+    for backend in scenario["backstage_k8s_backends"]:
         policy = policies[deployment_name(backend)]
         assert policy["podSelector"]["matchLabels"]["backstage.k8s/backend"] == backend["name"]
         assert policy["policyTypes"] == ["Ingress"]
@@ -216,11 +269,14 @@ def test_a_forced_rotation_rolls_every_backend_without_a_failed_request(
 ) -> None:
     def pods() -> dict[str, set[str]]:
         selectors = {deployment_name(backend): f"{BACKEND},backstage.k8s/backend={backend['name']}"
-                     for backend in scenario["backstage_backends"]}
+                     for backend in scenario["backstage_k8s_backends"]}
         return {name: {pod["metadata"]["name"] for pod in kubectl.pods(selector)} for name, selector in selectors.items()}
 
-    before = pods()
-    serial_before = kubectl.certificate(CLIENT_SECRET).serial_number
+    def serials() -> dict[str, int]:
+        return {deployment_name(backend): kubectl.certificate(client_secret(backend)).serial_number
+                for backend in scenario["backstage_k8s_backends"]}
+
+    before, serials_before = pods(), serials()
     probe = probe_factory().start()
     try:
         # The CronJob's own rotation, started as a Job by playbooks/rotate.yml.
@@ -229,12 +285,11 @@ def test_a_forced_rotation_rolls_every_backend_without_a_failed_request(
     finally:
         summary = probe.stop()
     (artifacts / "rotation-availability.json").write_text(json.dumps(summary, indent=2))
-    serial = kubectl.certificate(CLIENT_SECRET).serial_number
-    assert serial != serial_before
-    after, deployments = pods(), backend_deployments(kubectl)
+    after, deployments, serials_after = pods(), backend_deployments(kubectl), serials()
     for name, old in before.items():
+        assert serials_after[name] != serials_before[name], name
         assert after[name] and not after[name] & old, (name, old, after[name])
-        assert deployments[name]["metadata"]["annotations"][SERIAL_RECORD] == str(serial)
+        assert deployments[name]["metadata"]["annotations"][SERIAL_RECORD] == str(serials_after[name])
         assert rolled_out(deployments[name])
     assert summary["requests"] > 50 and summary["failed"] == 0, summary
 
@@ -248,9 +303,9 @@ def test_a_move_to_one_backend_and_back_keeps_the_catalog_and_the_task_history(
 ) -> None:
     assert scaffolder_task, "the scaffolder test ran no task"
     entities = catalog_names(ingress, guest_token)
-    split = {deployment_name(backend) for backend in scenario["backstage_backends"]}
+    split = {deployment_name(backend) for backend in scenario["backstage_k8s_backends"]}
 
-    converge(tmp_path, "-e", json.dumps({"backstage_backends": []}))
+    converge(tmp_path, "-e", json.dumps({"backstage_k8s_backends": []}))
     assert set(backend_deployments(kubectl)) == {SINGLE}
     assert rolled_out(backend_deployments(kubectl)[SINGLE])
     left = {item["metadata"]["name"] for kind in ("service", "poddisruptionbudget", "networkpolicy")
