@@ -432,7 +432,7 @@ def test_a_client_certificate_for_another_user_is_refused_before_deploying(k8s_j
     result = ansible_playbook(*CONVERGE, "--tags", "backstage",
                               "-e", "backstage_k8s_database_user=someone_else", env=converge_env(tmp_path), timeout=600)
     assert result.returncode != 0, result.stdout[-3000:]
-    assert "Check that the client certificate's CN is the database user" in result.stdout
+    assert "Check that each client certificate's CN is its backend's database user" in result.stdout
     assert "does not match the database user" in result.stdout, result.stdout[-3000:]
     after = k8s_json("deployment", "-l", BACKEND)["items"][0]["metadata"]["generation"]
     assert after == before
