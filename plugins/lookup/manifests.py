@@ -17,6 +17,8 @@ description:
   - P(ansible.builtin.template#lookup) copies every variable of the host for each file it renders (a deep copy, which
     on a play with many roles takes longer than the rendering); this lookup renders with the variables as they are, so
     that a task applying a role's objects does not pay one copy per object.
+  - The files of one call are rendered together, each in a scope of its own (a C({% set %}) in one file does not
+    reach the next): a role variable that several of them read is rendered once, not once per file.
   - The templates see the task's variables and O(template_vars), not the C(template_*) variables that
     P(ansible.builtin.template#lookup) adds.
 options:
@@ -66,6 +68,9 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.lookup import LookupBase
 from ansible.template import trust_as_template
 
+# Between two files' texts in the one rendering of several.
+_FILE_BREAK = '\n#--- backstage.k8s.manifests: next file ---\n'
+
 
 class LookupModule(LookupBase):
 
@@ -74,13 +79,22 @@ class LookupModule(LookupBase):
         extra = self.get_option('template_vars')
         as_text = self.get_option('text')
         templar = self._templar.copy_with_new_env(available_variables=dict(variables, **extra) if extra else variables)
-        objects = []
+        if not terms:
+            return []
+        sources = []
         for name in terms:
             path = self.find_file_in_search_path(variables, 'templates', name)
             if not path:
                 raise AnsibleLookupError('the template {0} was not found in the templates directories'.format(name))
-            source = trust_as_template(self._loader.get_text_file_contents(path))
-            rendered = templar.template(source, escape_backslashes=False)
+            # Each file in a scope of its own ({% set %} stays in it); '+%}' keeps the newline after the tag.
+            sources.append('{% with +%}' + self._loader.get_text_file_contents(path) + '{% endwith +%}')
+        # One rendering for all files: a role variable they read is rendered once, not once per file.
+        rendered_files = templar.template(trust_as_template(_FILE_BREAK.join(sources)),
+                                          escape_backslashes=False).split(_FILE_BREAK)
+        if len(rendered_files) != len(terms):
+            raise AnsibleLookupError('the templates {0} render the text that separates them'.format(', '.join(terms)))
+        objects = []
+        for name, rendered in zip(terms, rendered_files):
             if as_text:
                 objects.append(rendered)
                 continue

@@ -26,6 +26,9 @@ TEMPLATES = {
         '{% for port in ports %}\n    - port: {{ port }}\n{% endfor %}\n'),
     'app.conf.j2': 'listen {{ ports | first }}\nname = {{ app_name }}{{ suffix | default("") }}\n\n',
     'list.yaml.j2': '- {{ app_name }}\n',
+    # Sets a name the next file reads from the play: each file keeps its own {% set %}.
+    'shadowing.yaml.j2': '{% set app_name = "other" %}\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ app_name }}\n',
+    'leading.conf.j2': '\n{% if true %}\nfirst\n{% endif %}\n\n',
     'broken.yaml.j2': 'a: b: c\n',
 }
 
@@ -37,6 +40,16 @@ TASKS = '''
     text_manifests: "{{ lookup('backstage.k8s.manifests', 'app.conf.j2', text=true, template_vars={'suffix': '-x'}) }}"
     text_builtin: "{{ lookup('ansible.builtin.template', 'app.conf.j2', template_vars={'suffix': '-x'}) }}"
 
+- name: Render several files in one call
+  ansible.builtin.set_fact:
+    several_manifests: "{{ query('backstage.k8s.manifests', 'shadowing.yaml.j2', 'objects.yaml.j2') }}"
+    several_builtin: >-
+      {{ lookup('ansible.builtin.template', 'shadowing.yaml.j2') | ansible.builtin.from_yaml_all | list
+         + lookup('ansible.builtin.template', 'objects.yaml.j2') | ansible.builtin.from_yaml_all | list }}
+    several_text: "{{ query('backstage.k8s.manifests', 'leading.conf.j2', 'app.conf.j2', text=true) }}"
+    several_text_builtin: "{{ [lookup('ansible.builtin.template', 'leading.conf.j2'), lookup('ansible.builtin.template', 'app.conf.j2')] }}"
+    no_manifests: "{{ query('backstage.k8s.manifests') }}"
+
 - name: Compare
   ansible.builtin.assert:
     that:
@@ -47,6 +60,11 @@ TASKS = '''
       - text_manifests == text_builtin
       - text_manifests == 'listen 8080\\nname = demo-x\\n\\n'
       - suffix is not defined
+      - several_manifests == several_builtin
+      - several_manifests | map(attribute='metadata.name') | list == ['other', 'demo', 'demo']
+      - several_text == several_text_builtin
+      - several_text[0] == '\\nfirst\\n\\n'
+      - no_manifests == []
 '''
 
 
