@@ -17,7 +17,7 @@ description:
   - P(ansible.builtin.template#lookup) copies every variable of the host for each file it renders (a deep copy, which
     on a play with many roles takes longer than the rendering); this lookup renders with the variables as they are, so
     that a task applying a role's objects does not pay one copy per object.
-  - The files of one call are rendered together, each in a scope of its own (a C({% set %}) in one file does not
+  - The files of one call are rendered together, each in a scope of its own (a variable one file sets does not
     reach the next): a role variable that several of them read is rendered once, not once per file.
   - The templates see the task's variables and O(template_vars), not the C(template_*) variables that
     P(ansible.builtin.template#lookup) adds.
