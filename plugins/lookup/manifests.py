@@ -18,7 +18,7 @@ description:
     on a play with many roles takes longer than the rendering); this lookup renders with the variables as they are, so
     that a task applying a role's objects does not pay one copy per object.
   - The files of one call are rendered together, each in a scope of its own (a variable one file sets does not
-    reach the next): a role variable that several of them read is rendered once, not once per file.
+    reach the next), so that a role variable several of them read is rendered once, not once per file.
   - The templates see the task's variables and O(template_vars), not the C(template_*) variables that
     P(ansible.builtin.template#lookup) adds.
 options:
