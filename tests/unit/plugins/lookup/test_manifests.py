@@ -30,6 +30,8 @@ TEMPLATES = {
     'shadowing.yaml.j2': '{% set app_name = "other" %}\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ app_name }}\n',
     'leading.conf.j2': '\n{% if true %}\nfirst\n{% endif %}\n\n',
     'broken.yaml.j2': 'a: b: c\n',
+    # Holds the line the lookup puts between the files of one call.
+    'separator.yaml.j2': 'a: b\n#--- backstage.k8s.manifests: next file ---\nc: d\n',
 }
 
 TASKS = '''
@@ -103,6 +105,7 @@ def test_objects_and_text_are_those_of_the_builtin_template_lookup(workdir: Path
     ('missing.yaml.j2', 'the template missing.yaml.j2 was not found'),
     ('list.yaml.j2', 'the template list.yaml.j2 renders to something other than objects'),
     ('broken.yaml.j2', 'the template broken.yaml.j2 does not render to YAML'),
+    ('separator.yaml.j2', 'the templates separator.yaml.j2 render the text that separates them'),
 ])
 def test_a_template_that_gives_no_objects_fails_with_its_name(workdir: Path, template: str, message: str) -> None:
     result = run(workdir, '    - ansible.builtin.include_role:\n        name: demo\n        tasks_from: one\n'
