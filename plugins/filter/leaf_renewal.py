@@ -15,13 +15,13 @@ from typing import Any, Dict, List
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.backstage.k8s.plugins.module_utils._certificate import CertificateError
-from ansible_collections.backstage.k8s.plugins.module_utils._crl import CrlError
-from ansible_collections.backstage.k8s.plugins.module_utils._leaf_renewal import (
+from ansible_collections.backstage.k8s.plugins.module_utils._certificate import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
-    leaf_renewal as _leaf_renewal,
+    CertificateError,
 )
+from ansible_collections.backstage.k8s.plugins.module_utils._crl import CrlError
+from ansible_collections.backstage.k8s.plugins.module_utils._leaf_renewal import leaf_renewal as _leaf_renewal
 
 
 def leaf_renewal(reads: List[Dict[str, Any]], ca: Dict[str, Any], ca_previous: Dict[str, Any], ca_phase: str,

@@ -16,8 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import functools
 import ipaddress
-import traceback
 import typing as t
 
 from ansible_collections.backstage.k8s.plugins.module_utils._certificate import (
@@ -35,11 +35,8 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 except ImportError:
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()  # type: str | None
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
+    # _certificate's HAS_CRYPTOGRAPHY is False then; the leaf_renewal filter checks it.
+    pass
 
 _SECONDS_PER_DAY = 86400
 # What a leaf without a CRL (a client certificate) reads as: nothing to re-issue for.
@@ -77,6 +74,12 @@ def _key_identifier(certificate: x509.Certificate, extension: type) -> bytes | N
     except x509.ExtensionNotFound:
         return None
     return value.key_identifier if extension is x509.AuthorityKeyIdentifier else value.digest
+
+
+@functools.lru_cache(maxsize=4)
+def _ca_key_identifier(certificate_pem: str, what: str) -> bytes | None:
+    """A CA's subject key identifier: parsed once per process, not once per leaf."""
+    return _key_identifier(load_certificate(certificate_pem, what), x509.SubjectKeyIdentifier)
 
 
 def _public_key(key: t.Any) -> bytes:
@@ -131,9 +134,7 @@ def leaf_renewal(leaf: dict, secret: dict, ca: dict, ca_previous: dict, ca_phase
     certificate, key_public = _parse(current['certificate'], current['key'])
     authority_key = _key_identifier(certificate, x509.AuthorityKeyIdentifier) if certificate else None
 
-    previous_subject_key = (_key_identifier(load_certificate(ca_previous['certificate'], 'the previous CA'),
-                                            x509.SubjectKeyIdentifier)
-                            if ca_previous else None)
+    previous_subject_key = _ca_key_identifier(ca_previous['certificate'], 'the previous CA') if ca_previous else None
     # During a rollover, a leaf is issued by the old CA while the workloads learn to trust both
     # (phases start and trust), and by the one that issued it while the phase is held.
     issuer_previous = bool(ca_previous) and (
@@ -156,8 +157,8 @@ def leaf_renewal(leaf: dict, secret: dict, ca: dict, ca_previous: dict, ca_phase
             sans = []
         checks.update({
             'the key does not match the certificate': key_public != _public_key(certificate.public_key()),
-            'it was not issued by the current CA': not ca_new and authority_key != _key_identifier(
-                load_certificate(issuer['certificate'], 'the CA'), x509.SubjectKeyIdentifier),
+            'it was not issued by the current CA': (
+                not ca_new and authority_key != _ca_key_identifier(issuer['certificate'], 'the CA')),
             'its CN is not the wanted one': (names[-1] if names else '') != leaf['common_name'],
             'its SANs are not the wanted ones': (sorted(_san(entry) for entry in sans)
                                                  != sorted(_wanted_san(entry) for entry in leaf['subject_alt_names'])),
