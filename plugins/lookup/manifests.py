@@ -29,6 +29,12 @@ options:
     required: true
     type: list
     elements: str
+  role:
+    description:
+      - Find the files in the C(templates) directory of this role of the backstage.k8s collection (its short name,
+        for example C(namespace)) instead of the calling role's, so that roles share one template without a task
+        of their own to render it.
+    type: str
   template_vars:
     description: Variables the templates see on top of the task's.
     type: dict
@@ -47,6 +53,11 @@ EXAMPLES = r"""
     apply: true
     definition: "{{ query('backstage.k8s.manifests', 'service.yaml.j2', 'deployment.yaml.j2') }}"
 
+- name: Render the Namespace object of the namespace role from another role's task
+  ansible.builtin.set_fact:
+    namespace: "{{ query('backstage.k8s.manifests', 'namespace.yaml.j2', role='namespace',
+                         template_vars={'namespace_name': 'backstage'}) | first }}"
+
 - name: Render a configuration file with a variable of its own
   ansible.builtin.set_fact:
     config: "{{ lookup('backstage.k8s.manifests', 'app.conf.j2', text=true, template_vars={'port': 8080}) }}"
@@ -61,6 +72,8 @@ _list:
   elements: raw
 """
 
+import os
+
 import yaml
 
 from ansible.errors import AnsibleLookupError
@@ -71,6 +84,8 @@ from ansible.template import trust_as_template
 # libyaml's loader when PyYAML has it: parsing the objects in C is several times faster.
 _SafeLoader = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
 
+# The collection's own roles, for the role option: this file is plugins/lookup/manifests.py.
+_ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'roles')
 # Between two files' texts in the one rendering of several.
 _FILE_BREAK = '\n#--- backstage.k8s.manifests: next file ---\n'
 
@@ -81,12 +96,19 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         extra = self.get_option('template_vars')
         as_text = self.get_option('text')
+        role = self.get_option('role')
         templar = self._templar.copy_with_new_env(available_variables=dict(variables, **extra) if extra else variables)
         if not terms:
             return []
         sources = []
         for name in terms:
-            path = self.find_file_in_search_path(variables, 'templates', name)
+            if role:
+                path = os.path.join(_ROLES_DIR, role, 'templates', name)
+                if os.path.basename(role) != role or not os.path.isfile(path):
+                    raise AnsibleLookupError('the template {0} was not found in the templates directory of the role {1}'
+                                             ' of backstage.k8s'.format(name, role))
+            else:
+                path = self.find_file_in_search_path(variables, 'templates', name)
             if not path:
                 raise AnsibleLookupError('the template {0} was not found in the templates directories'.format(name))
             # Each file in a scope of its own ({% set %} stays in it); '+%}' keeps the newline after the tag.

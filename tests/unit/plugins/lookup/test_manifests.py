@@ -51,6 +51,10 @@ TASKS = '''
     several_text: "{{ query('backstage.k8s.manifests', 'leading.conf.j2', 'app.conf.j2', text=true) }}"
     several_text_builtin: "{{ [lookup('ansible.builtin.template', 'leading.conf.j2'), lookup('ansible.builtin.template', 'app.conf.j2')] }}"
     no_manifests: "{{ query('backstage.k8s.manifests') }}"
+    # A template of another role of the collection: the namespace role's, from this role.
+    namespace: >-
+      {{ query('backstage.k8s.manifests', 'namespace.yaml.j2', role='namespace',
+               template_vars={'namespace_name': 'demo-ns'}) }}
 
 - name: Compare
   ansible.builtin.assert:
@@ -67,6 +71,9 @@ TASKS = '''
       - several_text == several_text_builtin
       - several_text[0] == '\\nfirst\\n\\n'
       - no_manifests == []
+      - namespace | length == 1
+      - namespace[0].kind == 'Namespace' and namespace[0].metadata.name == 'demo-ns'
+      - namespace[0].metadata.labels['pod-security.kubernetes.io/enforce'] == 'restricted'
 '''
 
 
@@ -102,7 +109,7 @@ def test_objects_and_text_are_those_of_the_builtin_template_lookup(workdir: Path
 
 
 @pytest.mark.parametrize(('template', 'message'), [
-    ('missing.yaml.j2', 'the template missing.yaml.j2 was not found'),
+    ('missing.yaml.j2', 'the template missing.yaml.j2 was not found in the templates directories'),
     ('list.yaml.j2', 'the template list.yaml.j2 renders to something other than objects'),
     ('broken.yaml.j2', 'the template broken.yaml.j2 does not render to YAML'),
     ('separator.yaml.j2', 'the templates separator.yaml.j2 render the text that separates them'),
@@ -112,3 +119,12 @@ def test_a_template_that_gives_no_objects_fails_with_its_name(workdir: Path, tem
                           f'      vars:\n        template: {template}\n')
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize('role', ['namespace', 'no-such-role', '../namespace'])
+def test_a_template_missing_from_the_role_named_fails_with_its_names(workdir: Path, role: str) -> None:
+    result = run(workdir, '    - ansible.builtin.debug:\n'
+                          f"        msg: \"{{{{ query('backstage.k8s.manifests', 'objects.yaml.j2', role='{role}') }}}}\"\n")
+    assert result.returncode != 0
+    assert (f'the template objects.yaml.j2 was not found in the templates directory of the role {role} of backstage.k8s'
+            in result.stdout + result.stderr)
