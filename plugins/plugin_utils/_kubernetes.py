@@ -82,14 +82,16 @@ def unchanged_objects(client, definitions, wait):
     """The live objects when applying every definition would change nothing and, with wait, all are ready; else None.
 
     The kinds are looked up one after the other (the discovery cache is shared); the objects are
-    read and dry-run at the same time, each request waiting on the API server, not on this process.
+    read and dry-run at the same time, each request waiting on the API server, not on this process:
+    a thread per object (a role applies a dozen or so), up to the connections the client keeps
+    (its urllib3 pool: 5 per CPU), so that none waits for another's turn.
     """
     resources = []
     for definition in definitions:
         if not (definition.get('apiVersion') and definition.get('kind')):
             return None
         resources.append(client.resource(definition['kind'], definition['apiVersion']))
-    with ThreadPoolExecutor(max_workers=min(8, len(definitions))) as pool:
+    with ThreadPoolExecutor(max_workers=min(client.configuration.connection_pool_maxsize or 1, len(definitions))) as pool:
         live = list(pool.map(lambda pair: applied_and_ready(client, pair[0], pair[1], wait),
                              zip(resources, definitions)))
     return None if any(item is None for item in live) else live
