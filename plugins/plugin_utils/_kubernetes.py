@@ -37,6 +37,8 @@ except ImportError:  # the kubernetes client or kubernetes.core is missing: the 
 else:
     HAS_KUBERNETES = True
 
+LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration'
+
 AUTH_OPTIONS = frozenset(AUTH_ARG_SPEC) | frozenset(
     alias for spec in AUTH_ARG_SPEC.values() for alias in spec.get('aliases', ()))
 
@@ -59,41 +61,80 @@ def api_client(args):
         raise AnsibleActionFail(str(error)) from error
 
 
-def read(client, api_version, kind, name=None, namespace=None, label_selectors=None):
-    """The objects k8s_info would return (a list of dicts): one by name, or all matching the labels.
+def concurrently(client, function, items):
+    """function(item) for each of items, in order, all at once: a thread each (a role applies a dozen
+    objects or so), up to the connections the client keeps (its urllib3 pool: 5 per CPU), so that
+    none waits for another's turn."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(client.configuration.connection_pool_maxsize or 1, len(items))) as pool:
+        return list(pool.map(function, items))
 
-    None when the API server does not serve the kind (k8s_info's api_found false).
+
+def read_all(client, reads):
+    """The objects k8s_info would return for each of reads, in the same order, read all at once.
+
+    A read is a dict of api_version, kind and either a name or label_selectors (and a namespace for
+    a namespaced kind); its objects are a list of dicts, one by name or all matching the labels.
+    None when the API server does not serve the kind (k8s_info's api_found false). The kinds are
+    looked up one after the other (the discovery cache is shared); the reads then wait on the API
+    server together.
     """
-    try:
-        resource = client.resource(kind, api_version)
-    except ResourceNotFoundError:
+    resources = []
+    for item in reads:
+        try:
+            resources.append(client.resource(item['kind'], item['api_version']))
+        except ResourceNotFoundError:
+            resources.append(None)
+    return concurrently(client, lambda pair: _read(client, *pair), list(zip(resources, reads)))
+
+
+def _read(client, resource, item):
+    if resource is None:
         return None
     try:
-        found = client.get(resource, name=name, namespace=namespace,
-                           label_selector=','.join(label_selectors or []) or None)
+        found = client.get(resource, name=item.get('name'), namespace=item.get('namespace'),
+                           label_selector=','.join(item.get('label_selectors') or []) or None)
     except NotFoundError:
         return []
-    if name:
+    if item.get('name'):
         return [found.to_dict()]
-    return [item.to_dict() for item in found.items]
+    return [obj.to_dict() for obj in found.items]
+
+
+def keep_secret_keys(secret, keys):
+    """The Secret with only those keys of its data, all of them when keys is None.
+
+    The annotation kubectl.kubernetes.io/last-applied-configuration goes too: an applied Secret's
+    holds all of its data again. A task that needs only a Secret's certificates then holds no key.
+    """
+    if keys is None:
+        return secret
+    kept = dict(secret)
+    for field in ('data', 'stringData'):
+        if field in kept:
+            kept[field] = {key: value for key, value in (kept[field] or {}).items() if key in keys}
+    metadata = kept.get('metadata') or {}
+    if LAST_APPLIED_ANNOTATION in (metadata.get('annotations') or {}):
+        annotations = dict(metadata['annotations'])
+        del annotations[LAST_APPLIED_ANNOTATION]
+        kept['metadata'] = dict(metadata, annotations=annotations)
+    return kept
 
 
 def unchanged_objects(client, definitions, wait):
     """The live objects when applying every definition would change nothing and, with wait, all are ready; else None.
 
     The kinds are looked up one after the other (the discovery cache is shared); the objects are
-    read and dry-run at the same time, each request waiting on the API server, not on this process:
-    a thread per object (a role applies a dozen or so), up to the connections the client keeps
-    (its urllib3 pool: 5 per CPU), so that none waits for another's turn.
+    read and dry-run at the same time, each request waiting on the API server, not on this process.
     """
     resources = []
     for definition in definitions:
         if not (definition.get('apiVersion') and definition.get('kind')):
             return None
         resources.append(client.resource(definition['kind'], definition['apiVersion']))
-    with ThreadPoolExecutor(max_workers=min(client.configuration.connection_pool_maxsize or 1, len(definitions))) as pool:
-        live = list(pool.map(lambda pair: applied_and_ready(client, pair[0], pair[1], wait),
-                             zip(resources, definitions)))
+    live = concurrently(client, lambda pair: applied_and_ready(client, pair[0], pair[1], wait),
+                        list(zip(resources, definitions)))
     return None if any(item is None for item in live) else live
 
 
