@@ -16,8 +16,8 @@ description:
     and returns them in the same C(resources) list (empty when nothing matches).
   - With O(objects), several reads in one task, all at once; each read's objects come back in
     RV(results), in the order of O(objects), as a loop's results would.
-  - With O(secret_keys), a Secret comes back with only those keys of its data: a task that needs a
-    certificate from a Secret that also holds a private key gets no key, and needs no C(no_log).
+  - With O(secret_keys), a Secret comes back with only those keys of its data. A task that needs a
+    certificate from a Secret that also holds a private key then gets no key, and needs no C(no_log).
   - With a local connection it runs in the controller's process with kubernetes.core's API client,
     which is imported once per playbook run; a module run would start a Python process and import
     the client for each read.
