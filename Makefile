@@ -5,6 +5,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+# The virtualenv's interpreter (3.11+). Ansible runs measurably faster on a statically linked
+# build (a distribution's python3) than on a shared-libpython one (pyenv's default): README, Benchmarks.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

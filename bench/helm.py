@@ -225,8 +225,22 @@ def versions(env: dict[str, str], helm: str, chart: Path) -> dict[str, Any]:
                                   check=True).stdout.strip()
     chart_version = next(line.split(':', 1)[1].strip() for line in (chart / 'Chart.yaml').read_text().splitlines()
                          if line.startswith('version:'))
+    # Ansible's time is the interpreter's: a libpython linked statically (a distribution's python3)
+    # runs it measurably faster than a shared one (pyenv's default build).
     return {'kubernetes': server, 'ansible': ansible, 'helm': helm_version, 'chart': chart_version,
-            'python': sys.version.split()[0], 'cpus': os.cpu_count()}
+            'python': sys.version.split()[0], 'python_executable': os.path.realpath(sys.executable),
+            'python_libpython': libpython(), 'cpus': os.cpu_count()}
+
+
+def libpython() -> str:
+    """'shared' when this interpreter runs from a libpython shared library, 'static' when it is
+    linked into the executable, 'unknown' without /proc (sysconfig tells how the library was
+    configured, not how this executable was linked)."""
+    try:
+        maps = Path('/proc/self/maps').read_text()
+    except OSError:
+        return 'unknown'
+    return 'shared' if 'libpython' in maps else 'static'
 
 
 def spread(values: list[float]) -> dict[str, Any]:
