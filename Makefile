@@ -19,11 +19,17 @@ COLLECTION_LINK = $(SITE_PACKAGES)/ansible_collections/backstage/k8s
 # community.crypto beside it), never through a copy installed in ~/.ansible/collections.
 export ANSIBLE_COLLECTIONS_PATH = $(SITE_PACKAGES)
 
-# Test tiers run by `make test`, in order.
+# Test tiers run by `make test`, in two lanes side by side (each lane's tiers in order): the
+# tiers on the test cluster's instance 0, which they share, and the tiers that need no cluster or
+# bring up an instance of their own (MICROK8S_SNAP_INSTANCE, 1). Each lane runs mostly one Python
+# process at a time, so two lanes keep both cores of a small machine busy.
 # The cluster comes up early (cluster-test) so that every later tier runs against it.
-TEST_TIERS = lint sanity docs-lint unit backstage-app-test cluster-test argspec-test images-test image-import-test image-build-test molecule-default molecule-postgres molecule-cluster molecule-split rotation-test package-test cluster-lifecycle-test
+CLUSTER_LANE = cluster-test argspec-test images-test image-import-test image-build-test molecule-postgres molecule-cluster molecule-split rotation-test package-test
+SIDE_LANE = lint sanity docs-lint unit backstage-app-test molecule-default cluster-lifecycle-test
+TEST_TIERS = $(SIDE_LANE) $(CLUSTER_LANE)
 
-# Tiers run one after the other, even under `make -j`: they share one test cluster.
+# Targets run one after the other, even under `make -j` (tiers share the test cluster); only
+# `make test` runs its two lanes side by side.
 .NOTPARALLEL:
 
 LOCKED := tests/run-locked
@@ -67,14 +73,21 @@ deploy: venv-runtime $(BIN)/.installed-build  ## Deploy Backstage (microk8s on t
 # The test cluster's build (the longest part of a cold run, cached once done), then the test
 # images' and Helm's (laptop mode's microk8s 1.35), start in the background at once and overlap
 # the tiers that do not need them; the tiers that do wait for them (each build holds a lock;
-# nothing is built twice).
-test:  ## Set up and run every test tier
+# nothing is built twice). The virtualenv is made first, so that the lanes find it ready. The side
+# lane's lines are prefixed with "[side]"; a failed tier stops its lane, and the run fails once
+# both lanes are done.
+test: venv $(BIN)/.installed-build  ## Set up and run every test tier
 	mkdir -p "$(BACKSTAGE_K8S_CACHE)"
-	$(LOCKED) bash -c '{ tests/cluster/cluster build && tests/images/build all >/dev/null && tests/build-helm >/dev/null; } \
+	$(LOCKED) bash -c 'set -o pipefail; \
+	  { tests/cluster/cluster build && tests/images/build all >/dev/null && tests/build-helm >/dev/null; } \
 	  >"$(BACKSTAGE_K8S_CACHE)/prebuild.log" 2>&1 & \
-	  for tier in $(TEST_TIERS); do start=$$SECONDS; $(MAKE) --no-print-directory $$tier || exit; \
-	    echo "make test: $$tier passed in $$((SECONDS - start)) s"; done; \
-	  echo "make test: every tier passed in $$SECONDS s"'
+	  lane() { for tier; do start=$$SECONDS; $(MAKE) --no-print-directory $$tier || return; \
+	    echo "make test: $$tier passed in $$((SECONDS - start)) s"; done; }; \
+	  { lane $(SIDE_LANE) 2>&1 | sed -u "s/^/[side] /"; } & side=$$!; \
+	  lane $(CLUSTER_LANE); cluster_lane=$$?; wait $$side; side_lane=$$?; \
+	  [ $$cluster_lane -eq 0 ] || echo "make test: the cluster lane failed" >&2; \
+	  [ $$side_lane -eq 0 ] || echo "make test: the side lane failed" >&2; \
+	  [ $$cluster_lane -eq 0 ] && [ $$side_lane -eq 0 ] && echo "make test: every tier passed in $$SECONDS s"'
 
 lint: venv  ## ansible-lint, production profile
 	$(BIN)/ansible-lint --profile production

@@ -13,6 +13,10 @@ command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm
 
 key=$(cat "$here/package.json" "$here/package-lock.json" | sha256sum | cut -c1-16)
 dir=$cache/browser/$key
+mkdir -p "$cache/browser"
+# One install at a time: make test's two lanes may both reach it.
+exec 9>"$cache/browser/.lock"
+flock 9
 if [ ! -f "$dir/.complete" ]; then
     rm -rf "$dir" && mkdir -p "$dir"
     cp "$here/package.json" "$here/package-lock.json" "$dir/"
