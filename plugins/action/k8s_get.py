@@ -22,24 +22,22 @@ from ansible_collections.backstage.k8s.plugins.plugin_utils._kubernetes import (
     runs_in_controller,
 )
 
-READ_OPTIONS = ('api_version', 'kind', 'name', 'namespace', 'label_selectors')
-OBJECT_ARGUMENT_SPEC = dict(
+# One read; in `objects` each read names its kind, at the top level `objects` may take its place.
+READ_ARGUMENT_SPEC = dict(
     api_version=dict(type='str', default='v1', aliases=['api', 'version']),
     kind=dict(type='str', required=True),
     name=dict(type='str'),
     namespace=dict(type='str'),
     label_selectors=dict(type='list', elements='str', default=[]),
 )
-K8S_GET_ARGUMENT_SPEC = dict(
-    AUTH_ARG_SPEC,
-    api_version=dict(type='str', default='v1', aliases=['api', 'version']),
-    kind=dict(type='str'),
-    name=dict(type='str'),
-    namespace=dict(type='str'),
-    label_selectors=dict(type='list', elements='str', default=[]),
-    objects=dict(type='list', elements='dict', options=OBJECT_ARGUMENT_SPEC),
-    secret_keys=dict(type='list', elements='str', no_log=False),
-)
+READ_OPTIONS = tuple(READ_ARGUMENT_SPEC)
+K8S_GET_ARGUMENT_SPEC = {
+    **AUTH_ARG_SPEC,
+    **READ_ARGUMENT_SPEC,
+    'kind': dict(type='str'),
+    'objects': dict(type='list', elements='dict', options=READ_ARGUMENT_SPEC),
+    'secret_keys': dict(type='list', elements='str', no_log=False),
+}
 K8S_GET_MUTUALLY_EXCLUSIVE = [('objects', 'kind'), ('objects', 'name'), ('objects', 'label_selectors')]
 K8S_GET_REQUIRED_ONE_OF = [('kind', 'objects')]
 
