@@ -33,6 +33,9 @@ TEST_TIERS = $(SIDE_LANE) $(CLUSTER_LANE)
 .NOTPARALLEL:
 
 LOCKED := tests/run-locked
+# make test's tiers, each a make of its own. Named through this variable, so that `make -n test`
+# prints the run instead of starting it (make runs a recipe line that names $(MAKE) even under -n).
+TIER_MAKE = $(MAKE) --no-print-directory
 
 .PHONY: help venv venv-runtime link-collection deploy test package-test $(TEST_TIERS) backstage-app-test constraints ee-requirements build docs clean cluster-up cluster-down cluster-test cluster-lifecycle-test molecule-cluster molecule-split molecule-postgres rotation-test molecule-default molecule-laptop image-import-test demo images-test image-build-test fault-test lifecycle-test
 
@@ -81,7 +84,7 @@ test: venv $(BIN)/.installed-build  ## Set up and run every test tier
 	$(LOCKED) bash -c 'set -o pipefail; \
 	  { tests/cluster/cluster build && tests/images/build all >/dev/null && tests/build-helm >/dev/null; } \
 	  >"$(BACKSTAGE_K8S_CACHE)/prebuild.log" 2>&1 & \
-	  lane() { for tier; do start=$$SECONDS; $(MAKE) --no-print-directory $$tier || return; \
+	  lane() { for tier; do start=$$SECONDS; $(TIER_MAKE) $$tier || return; \
 	    echo "make test: $$tier passed in $$((SECONDS - start)) s"; done; }; \
 	  { lane $(SIDE_LANE) 2>&1 | sed -u "s/^/[side] /"; } & side=$$!; \
 	  lane $(CLUSTER_LANE); cluster_lane=$$?; wait $$side; side_lane=$$?; \

@@ -54,6 +54,10 @@ podman_export() {
     podman_cmd push --quiet --compression-format gzip "$local_ref" "oci:$work/oci:$tag" >&2 ||
         die "podman push $local_ref to an OCI layout failed"
     IMAGE_ROOTFS_BYTES=$(podman_cmd image inspect --format '{{.Size}}' "$local_ref")
-    podman_cmd rmi "$local_ref" >/dev/null
+    # A build killed earlier leaves its containers on the layers it had made, which a later build
+    # reuses: the image then stays in the store until they are gone (an exported archive is
+    # complete either way).
+    podman_cmd rmi "$local_ref" >/dev/null 2>&1 ||
+        log "$local_ref stays in the store: a container of an earlier, interrupted build uses its layers"
     podman_cmd image prune -f >/dev/null
 }
