@@ -1,7 +1,8 @@
 """playbooks/backup.yml and restore.yml: a backup of every database (catalog, auth) restored into
 a fresh namespace gives back the same catalog entities (same uids), registered locations and the
 auth plugin's signing keys, with that namespace's backend stopped during the restore and started
-after it; a restore of a missing or corrupt backup is refused with its reason and changes nothing."""
+after it; a restore into a split deployment stops and starts every one of its backends; a restore
+of a missing or corrupt backup is refused with its reason and changes nothing."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from testcluster import wait_until
 
 RESTORED_NAMESPACE = "backstage-lifecycle-restored"
 RESTORED_HOST = "backstage-lifecycle-restored.localhost"
+SPLIT_NAMESPACE = "backstage-lifecycle-split"
+SPLIT_HOST = "backstage-lifecycle-split.localhost"
+# Two backends: the gateway the Ingress sends every request to, and the one with the catalog.
+SPLIT_BACKENDS = [{"name": "gateway", "plugins": ["gateway"], "replicas": 1},
+                  {"name": "core", "plugins": ["auth", "catalog", "proxy"], "replicas": 1}]
 BACKEND_SELECTOR = "app.kubernetes.io/name=backstage,app.kubernetes.io/component=backend"
 
 
@@ -91,6 +97,42 @@ def test_a_backup_restored_into_a_fresh_namespace_has_the_same_entities_location
     assert deployment.get("secret", "-l", "app.kubernetes.io/name=postgres-backup")["items"] == []
     assert {p["metadata"]["name"] for p in restored.get("networkpolicy", "-l", "app.kubernetes.io/name=postgres-backup")["items"]} \
         == {"postgres-backup-postgres"}
+
+
+def backend_deployments(deployment: Any) -> dict[str, dict[str, int]]:
+    """Each backend Deployment's generation (a scale to none and back adds two) and replicas."""
+    return {d["metadata"]["name"]: {"generation": d["metadata"]["generation"], "replicas": d["spec"]["replicas"]}
+            for d in deployment.get("deployment", "-l", BACKEND_SELECTOR)["items"]}
+
+
+def test_a_restore_into_a_split_deployment_stops_and_starts_every_backend(cluster: Any) -> None:
+    split = Deployment(cluster, SPLIT_NAMESPACE, SPLIT_HOST)
+    split.delete_namespace()
+    try:
+        split.deploy("lifecycle-deploy-split", backstage_k8s_backends=SPLIT_BACKENDS)
+        split.wait_until_answering(300)
+        before, pods, catalog = backend_deployments(split), backend_pods(split), entities(split)
+        assert set(before) == {"backstage-backend-gateway", "backstage-backend-core"}
+        name = backup(split, "backup-split")
+        variables = {"backstage_k8s_namespace": SPLIT_NAMESPACE, "postgres_backup_restore_name": name}
+
+        check = run_playbook("restore-split-check", "restore", variables, "--check", cluster=cluster).assert_ok()
+        assert ("stop the Backstage backends of backstage-lifecycle-split "
+                "(backstage-backend-core, backstage-backend-gateway)") in " ".join(check.output.split())
+        assert backend_deployments(split) == before
+
+        run = run_playbook("restore-split", "restore", variables, cluster=cluster).assert_ok()
+        assert f"RESTORED={name}" in run.output
+        # Each was scaled to none (the restore waits until its pods are gone) and back to its replicas.
+        assert backend_deployments(split) == {
+            deployment: {"generation": was["generation"] + 2, "replicas": was["replicas"]}
+            for deployment, was in before.items()}
+        split.wait_until_answering(300)
+        split._token = None
+        assert backend_pods(split).isdisjoint(pods), "a backend kept its pods through the restore"
+        assert entities(split) == catalog
+    finally:
+        split.delete_namespace()
 
 
 def corrupt(deployment: Any, backup_name: str) -> None:

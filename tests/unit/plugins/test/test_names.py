@@ -15,6 +15,7 @@ from ansible_collections.backstage.k8s.plugins.test.names import (
     app_namespace,
     dns1123_label,
     dns1123_subdomain,
+    label_selector,
     postgres_user_name,
 )
 
@@ -98,7 +99,7 @@ def test_what_is_not_a_postgres_user_name_is_refused(value: str) -> None:
 
 def test_ansible_finds_each_test_by_its_documented_name() -> None:
     assert set(names.TestModule().tests()) == {'app_namespace', 'dns1123_label', 'dns1123_subdomain',
-                                               'postgres_user_name'}
+                                               'label_selector', 'postgres_user_name'}
 
 
 @pytest.mark.parametrize('value', ['backstage', 'kube-systems', 'my-kube-system', 'default'])
@@ -109,3 +110,35 @@ def test_application_namespaces_are_accepted(value: str) -> None:
 @pytest.mark.parametrize('value', ['kube-system', 'kube-public', 'kube-node-lease', 'Backstage', 'a' * 64])
 def test_system_namespaces_and_what_is_not_a_label_are_refused(value: str) -> None:
     assert app_namespace(value) is False
+
+
+@pytest.mark.parametrize('value', [
+    {'app.kubernetes.io/component': 'backend'},
+    {'app.kubernetes.io/name': 'backstage', 'app.kubernetes.io/instance': 'my-Backstage_1.0',
+     'app.kubernetes.io/component': 'backend'},
+    {'tier': ''},
+    {'a' * 63: 'b' * 63},
+])
+def test_label_selectors_are_accepted(value: dict[str, str]) -> None:
+    assert label_selector(value) is True
+
+
+@pytest.mark.parametrize('value', [
+    pytest.param({}, id='empty'),
+    pytest.param('app.kubernetes.io/component=backend', id='string'),
+    pytest.param(['app.kubernetes.io/component=backend'], id='list'),
+    pytest.param(None, id='none'),
+    pytest.param({'app.kubernetes.io/component': 'back end'}, id='value-with-space'),
+    pytest.param({'app.kubernetes.io/component': 'backend\n'}, id='value-with-newline'),
+    pytest.param({'app.kubernetes.io/component': '-backend'}, id='value-starting-with-dash'),
+    pytest.param({'tier': 'b' * 64}, id='64-character-value'),
+    pytest.param({'tier': 1}, id='int-value'),
+    pytest.param({'App.Kubernetes.io/component': 'backend'}, id='upper-case-prefix'),
+    pytest.param({'/component': 'backend'}, id='empty-prefix'),
+    pytest.param({'app.kubernetes.io/': 'backend'}, id='empty-name'),
+    pytest.param({'a/b/c': 'backend'}, id='two-slashes'),
+    pytest.param({'a' * 64: 'backend'}, id='64-character-name'),
+    pytest.param({'': 'backend'}, id='empty-key'),
+])
+def test_what_is_not_a_label_selector_is_refused(value: Any) -> None:
+    assert label_selector(value) is False
